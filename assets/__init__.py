@@ -1,0 +1,5 @@
+"""Dagster asset definitions, one module per stage; each stays a thin layer over `echo_pipeline`."""
+
+from assets import ingestion
+
+STAGE_MODULES = [ingestion]

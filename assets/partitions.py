@@ -1,0 +1,12 @@
+"""The shard partitions shared by the per-file stages (ingestion, view filtering, masking).
+
+A bounded number of shards, never one partition per file: a backfill of N shards spreads over N processes
+or pods. The count is fixed when the code location loads (ECHO_PIPELINE_SHARDS, default 8); changing it
+re-shards every file, so treat it as a deployment setting.
+"""
+
+import dagster as dg
+
+from echo_pipeline.sharding import configured_shard_count, shard_names
+
+SHARDS = dg.StaticPartitionsDefinition(shard_names(configured_shard_count()))

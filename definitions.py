@@ -1,0 +1,22 @@
+"""The one place that assembles the Dagster `Definitions` (loaded by `dagster dev` via workspace.yaml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets import STAGE_MODULES
+from echo_pipeline.settings import PipelineSettings
+from resources import PipelineResource
+
+
+def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:
+    """Definitions over the given settings (default: environment variables, then the demo paths)."""
+    settings = settings or PipelineSettings.from_env()
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(STAGE_MODULES),
+        asset_checks=dg.load_asset_checks_from_modules(STAGE_MODULES),
+        resources={"pipeline": PipelineResource.from_settings(settings)},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The demo: install, generate the synthetic cohort under ./data/cohort (once), run every asset into ./data/out.
+# PATIENTS=400 ./demo.sh makes a bigger cohort (in a fresh ./data/cohort-400).
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/bootstrap.sh
+PATIENTS=${PATIENTS:-120}
+cohort=data/cohort; [ "$PATIENTS" = 120 ] || cohort=data/cohort-$PATIENTS
+if [ ! -f "$cohort/reports.csv" ]; then
+  echo-pipeline synth "$cohort" --patients "$PATIENTS" --seed 0
+fi
+exec echo-pipeline run --dicom-root "$cohort/dicom" --reports "$cohort/reports.csv" \
+  --view-labels "$cohort/view_labels.csv" --data-root "${DATA_ROOT:-data/out}"

@@ -1,0 +1,134 @@
+"""The DuckDB catalog: views over the Parquet datasets, under the names users query.
+
+Stages never write rows into DuckDB. They write Parquet under the data root (many processes may do that at
+once), then `publish` (re)creates the views in the catalog file. Views read Parquet through globs, so data that
+a later partition writes is visible without publishing again. DuckDB allows one writing process per file:
+`publish` serialises writers with an exclusive file lock and retries while another process (for instance a
+user's `duckdb` shell) holds the database open.
+
+The same view definitions back `open_reader`, an in-memory connection that stages use to read upstream
+tables without touching the catalog file at all.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from echo_pipeline.errors import CatalogError
+from echo_pipeline.storage import DataRoot
+
+_PLACEHOLDER = re.compile(r"\{dataset:([a-z0-9_]+)\}")
+
+#: Views whose SQL is more than "all partitions of the dataset of the same name".
+#: ``{dataset:NAME}`` stands for every Parquet partition of dataset NAME.
+VIEW_SQL: dict[str, str] = {
+    # Ingestion writes candidates per shard and de-duplicates within a shard; a duplicate can also sit in
+    # another shard, so the catalog keeps the copy with the smallest relative path across all shards.
+    "dicom_instances": """
+        SELECT * EXCLUDE (sop_rank, byte_rank) FROM (
+            SELECT *,
+                row_number() OVER (PARTITION BY sop_instance_uid ORDER BY relative_path) AS sop_rank,
+                row_number() OVER (PARTITION BY file_sha256 ORDER BY relative_path) AS byte_rank
+            FROM {dataset:dicom_instances_by_shard})
+        WHERE sop_rank = 1 AND byte_rank = 1
+    """,
+    "ingest_quarantine": """
+        SELECT * FROM {dataset:ingest_quarantine_by_shard}
+        UNION ALL BY NAME
+        SELECT c.file_sha256, c.relative_path, c.file_size, c.shard, 'duplicate' AS reason,
+               NULL AS exception_type,
+               'duplicate of ' || k.relative_path || ' (same SOP instance UID or same bytes) in another shard' AS message,
+               c.sop_instance_uid, k.relative_path AS duplicate_of, c.run_id, c.code_version
+        FROM {dataset:dicom_instances_by_shard} AS c
+        JOIN dicom_instances AS k
+          ON (k.sop_instance_uid = c.sop_instance_uid OR k.file_sha256 = c.file_sha256)
+         AND k.relative_path <> c.relative_path
+    """,
+}
+
+#: Datasets stored on disk under another name than the view users query.
+HIDDEN_DATASETS = {"dicom_instances_by_shard", "ingest_quarantine_by_shard"}
+
+_LOCK_TIMEOUT_S = 300.0
+
+
+def parquet_source(data_root: DataRoot, dataset: str) -> str:
+    glob = (data_root.dataset_dir(dataset) / "part-*.parquet").as_posix().replace("'", "''")
+    return f"read_parquet('{glob}', union_by_name = true)"
+
+
+def view_sql(data_root: DataRoot, view: str) -> str:
+    """The SELECT behind a view, with dataset placeholders resolved to absolute Parquet globs."""
+    template = VIEW_SQL.get(view, f"SELECT * FROM {{dataset:{view}}}")
+    return _PLACEHOLDER.sub(lambda m: parquet_source(data_root, m.group(1)), template)
+
+
+def available_views(data_root: DataRoot) -> list[str]:
+    """Views whose datasets all exist on disk, in an order where a view follows the views it reads."""
+    tables_dir = data_root.path / "tables"
+    datasets = sorted(p.name for p in tables_dir.iterdir() if p.is_dir()) if tables_dir.exists() else []
+    present = {d for d in datasets if data_root.has_dataset(d)}
+    views = [d for d in datasets if d in present and d not in HIDDEN_DATASETS and d not in VIEW_SQL]
+    for name, template in VIEW_SQL.items():
+        if all(d in present for d in _PLACEHOLDER.findall(template)):
+            views.append(name)
+    return views
+
+
+def create_views(con: duckdb.DuckDBPyConnection, data_root: DataRoot, *, temporary: bool) -> list[str]:
+    kind = "TEMP VIEW" if temporary else "VIEW"
+    views = available_views(data_root)
+    for view in views:
+        con.execute(f"CREATE OR REPLACE {kind} {view} AS {view_sql(data_root, view)}")
+    return views
+
+
+def open_reader(data_root: DataRoot) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection with every available view; never locks the catalog file."""
+    con = duckdb.connect()
+    create_views(con, data_root, temporary=True)
+    return con
+
+
+def publish(data_root: DataRoot) -> list[str]:
+    """(Re)create every available view in the catalog file; returns the view names."""
+    with _exclusive_lock(data_root.catalog_path), _connect_writable(data_root.catalog_path) as con:
+        return create_views(con, data_root, temporary=False)
+
+
+@contextmanager
+def _exclusive_lock(db_path: Path) -> Iterator[None]:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(db_path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _connect_writable(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    deadline = time.monotonic() + _LOCK_TIMEOUT_S
+    while True:
+        try:
+            con = duckdb.connect(str(db_path))
+            break
+        except duckdb.IOException as error:  # another process (a user's shell, say) has the file open
+            if time.monotonic() > deadline:
+                raise CatalogError(
+                    f"{db_path}: could not open the catalog for writing for {_LOCK_TIMEOUT_S:.0f} s ({error}); "
+                    "close other duckdb sessions on this file, or query it with read_only=True"
+                ) from error
+            time.sleep(0.5)
+    try:
+        yield con
+    finally:
+        con.close()

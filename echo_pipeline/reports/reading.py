@@ -1,0 +1,204 @@
+"""Read the configured reports file (CSV or Parquet) into the `reports` table; bad rows go to quarantine.
+
+Contract (docs/reports.md): a `report_text` column plus at least one linking key column among
+`accession_number`, `study_instance_uid`, or both `patient_id` and `study_date`; `report_id` is optional.
+Column names are matched after stripping spaces and lower-casing. A missing or unreadable file, or a missing
+column, is a broken contract and raises InputContractError. A bad *row* never stops the stage: it is
+quarantined with a reason code and the other rows continue.
+
+Raw patient ids and accession numbers are replaced here by keyed hashes (`echo_pipeline.privacy`), so no table
+downstream of this module ever holds them. Report text is kept as written (the model trains on it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from echo_pipeline.errors import InputContractError
+from echo_pipeline.privacy import pseudonymise
+from echo_pipeline.schemas import REPORT_QUARANTINE, REPORTS
+
+TEXT_COLUMN = "report_text"
+KEY_COLUMNS = ("accession_number", "study_instance_uid", "patient_id", "study_date")
+#: Reason codes of `report_quarantine.reason`.
+QUARANTINE_REASONS = {
+    "empty_text": "report_text is empty or blank",
+    "bad_type": "a value has a type the contract does not allow (report_text must be text)",
+    "bad_study_date": "study_date is neither YYYY-MM-DD, YYYYMMDD nor a date",
+    "no_link_key": "no accession number, no study instance UID and not both patient id and study date",
+    "duplicate_report": "byte-identical copy of an earlier row (the first copy is kept)",
+    "conflicting_report_id": "report_id shared by rows with different content (all such rows are quarantined)",
+}
+_HOW_TO_FIX = "fix the reports file or point --reports / ECHO_PIPELINE_REPORTS at the right one"
+
+
+def read_reports(path: Path, key: bytes, *, run_id: str, code_version: str) -> tuple[pa.Table, pa.Table]:
+    """Return (`reports`, `report_quarantine`) tables for the file at ``path``.
+
+    Every input row ends up in exactly one of the two tables, identified by `source_row` (0-based data row in
+    the file, header excluded). Raises InputContractError when the file is missing, unreadable or lacks the
+    required columns.
+    """
+    path = Path(path)
+    frame = _load(path)
+    _check_columns(frame, path)
+    kept, quarantined = [], []
+    for source_row, row in enumerate(frame.to_dict("records")):
+        parsed = _parse_row(row, source_row, path.name, key)
+        (quarantined if "reason" in parsed else kept).append(parsed)
+    kept, duplicates = _resolve_duplicate_ids(kept)
+    quarantined = sorted(quarantined + duplicates, key=lambda r: r["source_row"])
+    lineage = {"run_id": run_id, "code_version": code_version}
+    reports = pa.Table.from_pylist([{**r, **lineage} for r in kept], schema=REPORTS)
+    quarantine = pa.Table.from_pylist(
+        [{name: r.get(name) for name in REPORT_QUARANTINE.names if name not in lineage} | lineage for r in quarantined],
+        schema=REPORT_QUARANTINE,
+    )
+    return reports, quarantine
+
+
+def derived_report_id(report_text: str, source_row: int) -> str:
+    """Stable id for a report without one: same text at the same row gives the same id on every run."""
+    return "rpt_" + hashlib.sha256(f"{source_row}\x1f{report_text}".encode()).hexdigest()[:20]
+
+
+def _load(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InputContractError(f"reports {path}: does not exist; {_HOW_TO_FIX}")
+    if not path.is_file():
+        raise InputContractError(f"reports {path}: is a directory, expected a CSV or Parquet file; {_HOW_TO_FIX}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            # Everything as text: ids such as "000123" must not lose their leading zeros to type inference.
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise InputContractError(f"reports {path}: unsupported extension {path.suffix!r}; provide .csv or .parquet")
+    except InputContractError:
+        raise
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, pa.ArrowException) as exc:
+        raise InputContractError(
+            f"reports {path}: cannot be read as {suffix.lstrip('.')} ({type(exc).__name__}: {exc}); "
+            f"check that it is a UTF-8 CSV with a header row or a valid Parquet file; {_HOW_TO_FIX}"
+        ) from exc
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    return frame
+
+
+def _check_columns(frame: pd.DataFrame, path: Path) -> None:
+    columns = set(frame.columns)
+    if TEXT_COLUMN not in columns:
+        raise InputContractError(
+            f"reports {path}: no '{TEXT_COLUMN}' column (found {sorted(columns)}); add the report text column "
+            f"or rename it to '{TEXT_COLUMN}'"
+        )
+    has_key = {"accession_number", "study_instance_uid"} & columns or {"patient_id", "study_date"} <= columns
+    if not has_key:
+        raise InputContractError(
+            f"reports {path}: no linking key column (found {sorted(columns)}); provide accession_number, "
+            "study_instance_uid, or both patient_id and study_date so reports can be joined to studies"
+        )
+
+
+def _parse_row(row: dict, source_row: int, source_file: str, key: bytes) -> dict:
+    """One input row → a `reports` row dict, or a quarantine dict carrying `reason` and `message`."""
+    given_id = _text(row.get("report_id"))
+    base = {"source_file": source_file, "source_row": source_row, "report_id": given_id}
+
+    def quarantine(reason: str, detail: str) -> dict:
+        return {**base, "reason": reason, "message": f"{source_file} row {source_row}: {detail}"}
+
+    text = row.get(TEXT_COLUMN)
+    if text is not None and not isinstance(text, str) and not _is_missing(text):
+        return quarantine("bad_type", f"report_text is a {type(text).__name__}, expected text")
+    text = "" if _is_missing(text) else text
+    if not text.strip():
+        return quarantine("empty_text", "report_text is empty")
+    try:
+        study_date = _parse_date(row.get("study_date"))
+    except ValueError:
+        # The raw value is not echoed: a malformed date field may hold anything, including an identifier.
+        return quarantine("bad_study_date", "study_date is not a date (expected YYYY-MM-DD or YYYYMMDD)")
+    parsed = {
+        **base,
+        "report_id": given_id or derived_report_id(text, source_row),
+        "accession_key": pseudonymise(_text(row.get("accession_number")), key, "accession"),
+        "study_instance_uid": _text(row.get("study_instance_uid")),
+        "patient_key": pseudonymise(_text(row.get("patient_id")), key, "patient"),
+        "study_date": study_date,
+        "report_text": text,
+    }
+    if not (parsed["accession_key"] or parsed["study_instance_uid"] or (parsed["patient_key"] and study_date)):
+        return quarantine("no_link_key", QUARANTINE_REASONS["no_link_key"])
+    return parsed
+
+
+def _resolve_duplicate_ids(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Keep the first of byte-identical copies; quarantine every row of an id shared by different content."""
+    content = {}
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["report_id"], []).append(row)
+    kept, dropped = [], []
+    for row in rows:
+        group = groups[row["report_id"]]
+        if len(group) == 1:
+            kept.append(row)
+            continue
+        signature = lambda r: (r["report_text"], r["accession_key"], r["study_instance_uid"], r["patient_key"], r["study_date"])  # noqa: E731
+        rows_of = {r["source_row"] for r in group}
+        if len({signature(r) for r in group}) > 1:
+            dropped.append({**row, "reason": "conflicting_report_id",
+                            "message": f"{row['source_file']} row {row['source_row']}: report_id shared with rows "
+                                       f"{sorted(rows_of - {row['source_row']})} whose content differs; give each report its own id"})
+        elif content.setdefault(row["report_id"], row["source_row"]) == row["source_row"]:
+            kept.append(row)
+        else:
+            dropped.append({**row, "reason": "duplicate_report",
+                            "message": f"{row['source_file']} row {row['source_row']}: identical copy of row "
+                                       f"{content[row['report_id']]}, which is kept"})
+    return kept, dropped
+
+
+def _is_missing(value) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _text(value) -> str | None:
+    """A key as stripped text; numbers read from Parquet lose a spurious '.0'; blanks become None."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _parse_date(value) -> dt.date | None:
+    if _is_missing(value):
+        return None
+    if isinstance(value, (pd.Timestamp, dt.datetime)):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(text)

@@ -1,0 +1,81 @@
+"""The pipeline's inputs and output location (the input contract, docs/input-contract.md), validated.
+
+Defaults point at the demo cohort under ./data so that `dagster dev` and `echo-pipeline run` work on a laptop
+after `echo-pipeline synth data/cohort`. Environment variables override them for the UI and schedules.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from echo_pipeline.errors import InputContractError
+
+DEMO_COHORT = Path("data/cohort")
+DEFAULT_DATA_ROOT = Path("data/out")
+
+ENV_VARS = {
+    "dicom_root": "ECHO_PIPELINE_DICOM_ROOT",
+    "reports_path": "ECHO_PIPELINE_REPORTS",
+    "view_labels_path": "ECHO_PIPELINE_VIEW_LABELS",
+    "echonet_dynamic_root": "ECHO_PIPELINE_ECHONET_ROOT",
+    "data_root": "ECHO_PIPELINE_DATA_ROOT",
+}
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Where the inputs are and where outputs go. Optional inputs are None when not configured."""
+
+    dicom_root: Path = DEMO_COHORT / "dicom"
+    reports_path: Path = DEMO_COHORT / "reports.csv"
+    view_labels_path: Path | None = DEMO_COHORT / "view_labels.csv"
+    echonet_dynamic_root: Path | None = None
+    data_root: Path = DEFAULT_DATA_ROOT
+
+    @classmethod
+    def from_env(cls, **overrides) -> "PipelineSettings":
+        """Defaults, then environment variables, then explicit overrides (None keeps the earlier value)."""
+        values = {}
+        for name, variable in ENV_VARS.items():
+            if os.environ.get(variable):
+                values[name] = Path(os.environ[variable])
+        values.update({name: Path(value) for name, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    @property
+    def pseudonym_key_file(self) -> Path:
+        return Path(self.data_root) / "secrets" / "pseudonym.key"
+
+    def validate(self) -> None:
+        """Raise InputContractError naming the input, the problem and the fix."""
+        _require_dir(self.dicom_root, "dicom_root", "--dicom-root / ECHO_PIPELINE_DICOM_ROOT")
+        _require_file(self.reports_path, "reports", "--reports / ECHO_PIPELINE_REPORTS")
+        if self.view_labels_path is not None:
+            _require_file(self.view_labels_path, "view_labels", "--view-labels / ECHO_PIPELINE_VIEW_LABELS")
+        if self.echonet_dynamic_root is not None:
+            _require_dir(self.echonet_dynamic_root, "echonet_dynamic_root", "--echonet-root")
+            if not (Path(self.echonet_dynamic_root) / "FileList.csv").is_file():
+                raise InputContractError(
+                    f"echonet_dynamic_root {self.echonet_dynamic_root}: no FileList.csv inside; point it at the folder "
+                    "holding FileList.csv and Videos/ (EchoNet-Dynamic layout)"
+                )
+
+
+def _require_dir(path: Path, name: str, how: str) -> None:
+    path = Path(path)
+    if not path.exists():
+        raise InputContractError(f"{name} {path}: does not exist; create it or set {how} to the archive folder")
+    if not path.is_dir():
+        raise InputContractError(f"{name} {path}: is a file, expected a directory; set {how} to a folder")
+
+
+def _require_file(path: Path, name: str, how: str) -> None:
+    path = Path(path)
+    if not path.exists():
+        raise InputContractError(f"{name} {path}: does not exist; set {how} to a CSV or Parquet file")
+    if not path.is_file():
+        raise InputContractError(f"{name} {path}: is a directory, expected a CSV or Parquet file; set {how}")
+    if path.suffix.lower() not in {".csv", ".parquet", ".pq"}:
+        raise InputContractError(f"{name} {path}: unsupported extension {path.suffix!r}; provide .csv or .parquet")

@@ -1,0 +1,103 @@
+"""Where stage outputs live under a data root, and how they are written.
+
+Layout (documented in docs/tables.md):
+
+    DATA_ROOT/
+      tables/<dataset>/part-<partition>.parquet   one file per partition ("all" when unpartitioned)
+      arrays/<stage>/...                          large arrays: masks, frames, embeddings, checkpoints
+      echo.duckdb                                 the catalog users query (views over tables/)
+
+Every write goes to a temporary file first and is renamed into place, so a killed process leaves either the
+old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from echo_pipeline.schemas import TABLES
+
+UNPARTITIONED = "all"
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    """The folder holding one pipeline's outputs."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).resolve())
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.path / "echo.duckdb"
+
+    def dataset_dir(self, dataset: str) -> Path:
+        return self.path / "tables" / dataset
+
+    def partition_file(self, dataset: str, partition: str = UNPARTITIONED) -> Path:
+        return self.dataset_dir(dataset) / f"part-{partition}.parquet"
+
+    def array_dir(self, stage: str) -> Path:
+        directory = self.path / "arrays" / stage
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    def write_table(self, dataset: str, table: pa.Table, partition: str = UNPARTITIONED, *, schema_name: str | None = None) -> Path:
+        """Write one partition of a dataset atomically, cast to its declared schema."""
+        schema = TABLES[schema_name or dataset]
+        target = self.partition_file(dataset, partition)
+        with atomic_path(target) as tmp:
+            pq.write_table(conform(table, schema), tmp, compression="zstd")
+        return target
+
+    def read_table(self, dataset: str, partition: str | None = None) -> pa.Table | None:
+        """One partition, or all partitions concatenated; None when nothing was written yet."""
+        if partition is not None:
+            path = self.partition_file(dataset, partition)
+            return pq.read_table(path) if path.exists() else None
+        files = sorted(self.dataset_dir(dataset).glob("part-*.parquet"))
+        if not files:
+            return None
+        return pa.concat_tables([pq.read_table(f) for f in files])
+
+    def has_dataset(self, dataset: str) -> bool:
+        return any(self.dataset_dir(dataset).glob("part-*.parquet"))
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast the columns of ``schema`` in its order; a missing column is an error, not a null."""
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"table lacks declared columns {missing}; has {table.column_names}")
+    return table.select(schema.names).cast(schema)
+
+
+def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Build a table of the declared schema from row dicts (an empty list gives an empty typed table)."""
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

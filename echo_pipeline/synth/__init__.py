@@ -1,0 +1,1 @@
+"""Synthetic echo cohort: DICOM clips, reports and ground truth for tests and the demo."""

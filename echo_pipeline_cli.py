@@ -1,0 +1,159 @@
+"""The `echo-pipeline` command: `synth` a cohort, `run` the asset graph in-process, `search` the index.
+
+This module sits on top of everything (core ← assets ← definitions ← here), which is why it, and not
+`echo_pipeline/`, may start Dagster runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from echo_pipeline.errors import EchoPipelineError
+
+EXAMPLE_SQL = [
+    "SELECT view, count(*) FROM view_predictions GROUP BY view ORDER BY 2 DESC;",
+    "SELECT reason, count(*) FROM ingest_quarantine GROUP BY reason;",
+    "SELECT transfer_syntax_uid, photometric_interpretation, count(*) FROM dicom_instances GROUP BY ALL;",
+    "SELECT link_method, count(*) FROM report_links GROUP BY link_method;",
+    "SELECT * FROM eval_summary;",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="echo-pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write a synthetic echo cohort (DICOM, reports, labels, truth)")
+    synth.add_argument("out_dir", type=Path, help="folder to create; dicom/, reports.csv, view_labels.csv, truth/")
+    synth.add_argument("--patients", type=int, default=120, help="number of patients (default 120: the demo)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes identical files")
+    synth.add_argument("--workers", type=int, default=None, help="processes for rendering (default: all cores)")
+
+    run = commands.add_parser("run", help="materialize the asset graph in-process and fill DATA_ROOT/echo.duckdb")
+    run.add_argument("--dicom-root", type=Path, required=True, help="folder scanned recursively for DICOM files")
+    run.add_argument("--reports", type=Path, required=True, help="reports CSV or Parquet (see docs/input-contract.md)")
+    run.add_argument("--view-labels", type=Path, default=None, help="optional CSV/Parquet: sop_instance_uid, view")
+    run.add_argument("--echonet-root", type=Path, default=None, help="optional EchoNet-Dynamic folder (external test)")
+    run.add_argument("--data-root", type=Path, default=Path("data/out"), help="output folder (default data/out)")
+    run.add_argument("--select", default=None, help="comma-separated asset names; their upstream assets run too")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "synth":
+            return _synth(args)
+        if args.command == "run":
+            return _run(args)
+    except EchoPipelineError as error:
+        print(f"echo-pipeline {args.command}: {error}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from echo_pipeline.synth.cohort import generate_cohort
+
+    if args.patients < 2:
+        raise SystemExit("echo-pipeline synth: --patients must be at least 2")
+    paths = generate_cohort(args.out_dir, patients=args.patients, seed=args.seed, workers=args.workers)
+    print(f"cohort written to {args.out_dir} (ground truth in {paths.truth_dir})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from echo_pipeline.settings import PipelineSettings
+
+    settings = PipelineSettings(
+        dicom_root=args.dicom_root,
+        reports_path=args.reports,
+        view_labels_path=args.view_labels,
+        echonet_dynamic_root=args.echonet_root,
+        data_root=args.data_root,
+    )
+    settings.validate()
+    selection = [name.strip() for name in args.select.split(",") if name.strip()] if args.select else None
+    ok = materialize_graph(settings, selection)
+    print(summarise_catalog(settings, EXAMPLE_SQL))
+    return 0 if ok else 1
+
+
+def materialize_graph(settings, selection: list[str] | None) -> bool:
+    """Materialize the selected assets (and everything upstream of them) in dependency order.
+
+    Shard-partitioned and unpartitioned assets alternate along the graph (ingestion per shard, then the view
+    classifier over all shards, then view predictions per shard...), so the graph runs as a sequence of
+    batches: each batch is the largest set of ready assets of one kind, run once per shard if partitioned.
+    """
+    import dagster as dg
+
+    from definitions import build_definitions
+
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    wanted = dg.AssetSelection.assets(*selection).upstream() if selection else dg.AssetSelection.all()
+    try:
+        remaining = set(wanted.resolve(graph))
+    except dg.DagsterInvalidSubsetError as error:
+        raise SystemExit(f"echo-pipeline run: --select names an unknown asset ({error})") from error
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    assets = list(defs.assets or [])
+    resources = defs.resources or {}
+    while remaining:
+        batch = _next_batch(graph, remaining)
+        partitions_def = graph.get(next(iter(batch))).partitions_def
+        names = ", ".join(sorted(key.to_user_string() for key in batch))
+        for partition in partitions_def.get_partition_keys() if partitions_def else [None]:
+            where = f" [shard {partition}]" if partition else ""
+            print(f"==> materializing {names}{where}", flush=True)
+            result = dg.materialize(
+                assets, selection=dg.AssetSelection.assets(*batch), partition_key=partition,
+                resources=resources, instance=instance, raise_on_error=False,
+            )
+            if not result.success:
+                print(f"echo-pipeline run: materialization of {names}{where} failed; see the log above", file=sys.stderr)
+                return False
+        remaining -= batch
+    return True
+
+
+def _next_batch(graph, remaining: set) -> set:
+    """Ready assets of one kind (partitioned or not), grown by same-kind descendants that become ready."""
+    def is_ready(key, done_in_batch: set) -> bool:
+        return all(parent not in remaining or parent in done_in_batch for parent in graph.get(key).parent_keys)
+
+    first = next(key for key in sorted(remaining) if is_ready(key, set()))
+    partitioned = graph.get(first).partitions_def is not None
+    batch: set = set()
+    grew = True
+    while grew:
+        grew = False
+        for key in sorted(remaining - batch):
+            same_kind = (graph.get(key).partitions_def is not None) == partitioned
+            if same_kind and is_ready(key, batch):
+                batch.add(key)
+                grew = True
+    return batch
+
+
+def summarise_catalog(settings, example_sql: list[str]) -> str:
+    """Where the results are, what each table holds, and queries to paste into `duckdb`."""
+    from echo_pipeline import catalog
+    from echo_pipeline.storage import DataRoot
+
+    store = DataRoot(settings.data_root)
+    views = catalog.publish(store)
+    con = catalog.open_reader(store)
+    lines = [f"\nResults: {store.catalog_path}", "Tables:"]
+    lines += [f"  {view:<32} {con.execute(f'SELECT count(*) FROM {view}').fetchone()[0]:>8} rows" for view in views]
+    lines += ["", f"Query them:  duckdb {store.catalog_path}"]
+    lines += [f"  {sql}" for sql in example_sql if sql.split(" FROM ")[1].split()[0].rstrip(";") in views]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
