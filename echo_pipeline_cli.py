@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--view-labels", type=Path, default=None, help="optional CSV/Parquet: sop_instance_uid, view")
     run.add_argument("--echonet-root", type=Path, default=None, help="optional EchoNet-Dynamic folder (external test)")
     run.add_argument("--data-root", type=Path, default=Path("data/out"), help="output folder (default data/out)")
+    run.add_argument("--split-fractions", default=None, metavar="TRAIN,VAL,TEST",
+                     help="patient split fractions (default 0.89,0.01,0.10; the demo uses 0.6,0.1,0.3)")
     run.add_argument("--select", default=None, help="comma-separated asset names; their upstream assets run too")
     return parser
 
@@ -66,7 +68,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from echo_pipeline.settings import PipelineSettings
+    from echo_pipeline.settings import ARCHIVE_SPLIT_FRACTIONS, PipelineSettings, parse_split_fractions
 
     settings = PipelineSettings(
         dicom_root=args.dicom_root,
@@ -74,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         view_labels_path=args.view_labels,
         echonet_dynamic_root=args.echonet_root,
         data_root=args.data_root,
+        split_fractions=parse_split_fractions(args.split_fractions) if args.split_fractions else ARCHIVE_SPLIT_FRACTIONS,
     )
     settings.validate()
     selection = [name.strip() for name in args.select.split(",") if name.strip()] if args.select else None

@@ -1,5 +1,5 @@
 """Dagster asset definitions, one module per stage; each stays a thin layer over `echo_pipeline`."""
 
-from assets import ingestion
+from assets import ingestion, reports
 
-STAGE_MODULES = [ingestion]
+STAGE_MODULES = [ingestion, reports]

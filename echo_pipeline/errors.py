@@ -19,3 +19,27 @@ class CatalogError(EchoPipelineError):
 
 class EvaluationError(EchoPipelineError):
     """Evaluation inputs do not fit together (array shapes, lengths, missing values where none may be)."""
+
+
+class DicomDecodeError(EchoPipelineError):
+    """A DICOM file's pixel data cannot be decoded; ``reason`` is a code of echo_pipeline.ingest.reasons."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class EmbeddingError(EchoPipelineError):
+    """Embedding inputs or stored embedding arrays are unreadable or do not fit their id table."""
+
+
+class SearchIndexError(EchoPipelineError):
+    """A search index cannot be built, extended or queried with the inputs given (shape, ids, model)."""
+
+
+class IndexIntegrityError(SearchIndexError, CheckpointError):
+    """A search index's files are missing, corrupt or do not match its manifest."""
+
+
+class VocabularyError(InputContractError):
+    """A tokenizer vocabulary file is missing, malformed, or was built for another tokenizer version."""

@@ -22,6 +22,10 @@ ENV_VARS = {
     "echonet_dynamic_root": "ECHO_PIPELINE_ECHONET_ROOT",
     "data_root": "ECHO_PIPELINE_DATA_ROOT",
 }
+SPLIT_FRACTIONS_ENV_VAR = "ECHO_PIPELINE_SPLIT_FRACTIONS"
+#: The paper's train : validation : test by patient. The demo uses larger evaluation shares (README).
+ARCHIVE_SPLIT_FRACTIONS = (0.89, 0.01, 0.10)
+DEMO_SPLIT_FRACTIONS = (0.6, 0.1, 0.3)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class PipelineSettings:
     view_labels_path: Path | None = DEMO_COHORT / "view_labels.csv"
     echonet_dynamic_root: Path | None = None
     data_root: Path = DEFAULT_DATA_ROOT
+    split_fractions: tuple[float, float, float] = ARCHIVE_SPLIT_FRACTIONS
 
     @classmethod
     def from_env(cls, **overrides) -> "PipelineSettings":
@@ -41,8 +46,10 @@ class PipelineSettings:
         for name, variable in ENV_VARS.items():
             if os.environ.get(variable):
                 values[name] = Path(os.environ[variable])
-        values.update({name: Path(value) for name, value in overrides.items() if value is not None})
-        return cls(**values)
+        if os.environ.get(SPLIT_FRACTIONS_ENV_VAR):
+            values["split_fractions"] = parse_split_fractions(os.environ[SPLIT_FRACTIONS_ENV_VAR])
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**{name: Path(v) if isinstance(v, str) else v for name, v in values.items()})
 
     @property
     def pseudonym_key_file(self) -> Path:
@@ -61,6 +68,20 @@ class PipelineSettings:
                     f"echonet_dynamic_root {self.echonet_dynamic_root}: no FileList.csv inside; point it at the folder "
                     "holding FileList.csv and Videos/ (EchoNet-Dynamic layout)"
                 )
+
+
+def parse_split_fractions(text: str) -> tuple[float, float, float]:
+    """Parse "train,validation,test" fractions such as "0.89,0.01,0.10"."""
+    try:
+        fractions = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        fractions = ()
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise InputContractError(
+            f"split fractions {text!r}: expected three non-negative numbers train,validation,test summing to 1, "
+            "e.g. 0.89,0.01,0.10"
+        )
+    return fractions  # type: ignore[return-value]
 
 
 def _require_dir(path: Path, name: str, how: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from echo_pipeline.privacy import load_or_create_key
-from echo_pipeline.settings import PipelineSettings
+from echo_pipeline.settings import ARCHIVE_SPLIT_FRACTIONS, PipelineSettings
 from echo_pipeline.storage import DataRoot
 
 
@@ -22,6 +22,7 @@ class PipelineResource(dg.ConfigurableResource):
     view_labels_path: str | None = None
     echonet_dynamic_root: str | None = None
     data_root: str
+    split_fractions: list[float] = list(ARCHIVE_SPLIT_FRACTIONS)
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> "PipelineResource":
@@ -32,6 +33,7 @@ class PipelineResource(dg.ConfigurableResource):
             view_labels_path=optional(settings.view_labels_path),
             echonet_dynamic_root=optional(settings.echonet_dynamic_root),
             data_root=str(settings.data_root),
+            split_fractions=list(settings.split_fractions),
         )
 
     @property
@@ -43,6 +45,7 @@ class PipelineResource(dg.ConfigurableResource):
             view_labels_path=optional(self.view_labels_path),
             echonet_dynamic_root=optional(self.echonet_dynamic_root),
             data_root=Path(self.data_root),
+            split_fractions=tuple(self.split_fractions),
         )
 
     @property

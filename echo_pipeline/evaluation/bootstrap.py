@@ -123,6 +123,34 @@ def bootstrap_ci(
     return _result(estimate, samples, confidence)
 
 
+def _tie_groups(scores: np.ndarray) -> tuple[np.ndarray, int]:
+    """Index of each score's tie group in ascending score order, and the number of groups."""
+    order = np.argsort(scores, kind="stable")
+    sorted_s = scores[order]
+    group = np.empty(scores.size, dtype=np.int64)
+    group[order] = np.cumsum(np.r_[True, sorted_s[1:] != sorted_s[:-1]]) - 1
+    return group, int(group.max()) + 1 if scores.size else 0
+
+
+def _binned(keys: np.ndarray, n_bins: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(B, n_bins) sums of ``weights`` (or counts) of a (B, m) key matrix, one bincount for all rows."""
+    b = keys.shape[0]
+    flat = (keys + n_bins * np.arange(b)[:, None]).ravel()
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    return np.bincount(flat, weights=w, minlength=b * n_bins).reshape(b, n_bins)
+
+
+def _auc_from_bins(bins: np.ndarray, n_groups: int) -> np.ndarray:
+    """AUC per row of (B, 2·G) bins: negatives' tie groups in [:G], positives' in [G:], ascending score."""
+    neg = bins[:, :n_groups].astype(np.float64)
+    pos = bins[:, n_groups:].astype(np.float64)
+    neg_below = np.cumsum(neg, axis=1) - neg  # negatives scoring strictly lower than each tie group
+    wins = (pos * (neg_below + 0.5 * neg)).sum(axis=1)
+    denom = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, wins / denom, np.nan)
+
+
 def weighted_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Mann–Whitney AUC (ties = 0.5) for each row of a (B, n) matrix of row multiplicities.
 
@@ -133,16 +161,9 @@ def weighted_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> 
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     if w.shape[1] != t.size:
         raise EvaluationError(f"weights must be (B, {t.size}), got {w.shape}.")
-    order = np.argsort(s, kind="stable")
-    s_sorted, t_sorted, w = s[order], t[order], w[:, order]
-    tie_starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-    pos_w = np.add.reduceat(w * t_sorted, tie_starts, axis=1)  # (B, tie groups)
-    neg_w = np.add.reduceat(w * ~t_sorted, tie_starts, axis=1)
-    neg_below = np.cumsum(neg_w, axis=1) - neg_w  # negatives strictly below each tie group
-    wins = (pos_w * (neg_below + 0.5 * neg_w)).sum(axis=1)
-    denom = pos_w.sum(axis=1) * neg_w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, wins / denom, np.nan)
+    group, n_groups = _tie_groups(s)
+    keys = np.broadcast_to(group + n_groups * t, w.shape)
+    return _auc_from_bins(_binned(keys, 2 * n_groups, w), n_groups)
 
 
 def bootstrap_auc(
@@ -154,16 +175,27 @@ def bootstrap_auc(
     seed: int = 0,
     confidence: float = CONFIDENCE,
 ) -> BootstrapResult:
-    """Percentile CI of the ROC AUC, vectorised over resamples; same resamples as `bootstrap_ci`."""
+    """Percentile CI of the ROC AUC, vectorised over resamples; same resamples as `bootstrap_ci`.
+
+    One sort of the scores up front; each resample is then a histogram of (tie group, class) counts, so
+    the cost is O(n_resamples · n) with no per-resample sort.
+    """
     t = as_truth_vector(truth)
     s = as_score_vector(scores, t.size)
     if t.size == 0:
         raise EvaluationError("bootstrap_auc: nothing to resample (zero rows).")
     units = _Units(t.size, groups)
+    group, n_groups = _tie_groups(s)
+    row_key = group + n_groups * t
     block = max(1, _MAX_WEIGHT_CELLS // t.size)
     draws = _draws(units.n_units, n_resamples, seed)
     samples = []
     for start in range(0, n_resamples, block):
         drawn = np.stack([next(draws) for _ in range(min(block, n_resamples - start))])
-        samples.append(weighted_auc(t, s, units.row_weights(drawn)))
+        if groups is None:
+            bins = _binned(row_key[drawn], 2 * n_groups)
+        else:
+            weights = units.row_weights(drawn)
+            bins = _binned(np.broadcast_to(row_key, weights.shape), 2 * n_groups, weights)
+        samples.append(_auc_from_bins(bins, n_groups))
     return _result(roc_auc(t, s), np.concatenate(samples), confidence)

@@ -56,6 +56,8 @@ def sample_pairs(
     codes = pd.factorize(ids)[0].astype(np.int64)
     days = pd.to_datetime(pd.Series(np.asarray(study_dates, dtype=object))).to_numpy().astype("datetime64[D]")
     n = codes.size
+    if n_pairs < 1:
+        raise EvaluationError(f"n_pairs must be >= 1, got {n_pairs}.")
     if days.size != n:
         raise EvaluationError(f"study_dates ({days.size}) and patient_ids ({n}) must have the same length.")
     rng = np.random.default_rng(seed)
@@ -69,7 +71,9 @@ def sample_pairs(
     return PairSample(first, second, _pair_types(codes, days, first, second))
 
 
-def _same_patient_pairs(codes: np.ndarray, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _same_patient_pairs(
+    codes: np.ndarray, limit: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
     starts = np.r_[0, np.cumsum(sizes)[:-1]]
@@ -88,7 +92,9 @@ def _same_patient_pairs(codes: np.ndarray, limit: int, rng: np.random.Generator)
     return first, second
 
 
-def _different_patient_pairs(codes: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _different_patient_pairs(
+    codes: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     n = codes.size
     firsts, seconds, have = [], [], 0
     for _ in range(_MAX_DRAW_ROUNDS):

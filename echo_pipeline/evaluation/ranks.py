@@ -92,7 +92,9 @@ def mcmrr(image_to_report_ranks: np.ndarray, report_to_image_ranks: np.ndarray) 
     return float((np.mean(image_to_report_ranks) + np.mean(report_to_image_ranks)) / 2.0)
 
 
-def rank_summary(ranks: np.ndarray, ks: tuple[int, ...] = (1, 5, 10), *, prefix: str = "") -> dict[str, float]:
+def rank_summary(
+    ranks: np.ndarray, ks: tuple[int, ...] = (1, 5, 10), *, prefix: str = ""
+) -> dict[str, float]:
     """``{prefix}mean_rank``, ``{prefix}median_rank`` and ``{prefix}recall_at_{k}`` for each k."""
     r = np.asarray(ranks)
     out = {f"{prefix}mean_rank": float(np.mean(r)), f"{prefix}median_rank": float(np.median(r))}

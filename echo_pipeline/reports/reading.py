@@ -142,29 +142,28 @@ def _parse_row(row: dict, source_row: int, source_file: str, key: bytes) -> dict
 
 def _resolve_duplicate_ids(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     """Keep the first of byte-identical copies; quarantine every row of an id shared by different content."""
-    content = {}
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(row["report_id"], []).append(row)
     kept, dropped = [], []
     for row in rows:
         group = groups[row["report_id"]]
-        if len(group) == 1:
+        where = f"{row['source_file']} row {row['source_row']}"
+        if len(group) == 1 or row is group[0] and len({_content(r) for r in group}) == 1:
             kept.append(row)
-            continue
-        signature = lambda r: (r["report_text"], r["accession_key"], r["study_instance_uid"], r["patient_key"], r["study_date"])  # noqa: E731
-        rows_of = {r["source_row"] for r in group}
-        if len({signature(r) for r in group}) > 1:
+        elif len({_content(r) for r in group}) > 1:
+            others = sorted(r["source_row"] for r in group if r is not row)
             dropped.append({**row, "reason": "conflicting_report_id",
-                            "message": f"{row['source_file']} row {row['source_row']}: report_id shared with rows "
-                                       f"{sorted(rows_of - {row['source_row']})} whose content differs; give each report its own id"})
-        elif content.setdefault(row["report_id"], row["source_row"]) == row["source_row"]:
-            kept.append(row)
+                            "message": f"{where}: report_id shared with rows {others} whose content differs; "
+                                       "give each report its own id"})
         else:
             dropped.append({**row, "reason": "duplicate_report",
-                            "message": f"{row['source_file']} row {row['source_row']}: identical copy of row "
-                                       f"{content[row['report_id']]}, which is kept"})
+                            "message": f"{where}: identical copy of row {group[0]['source_row']}, which is kept"})
     return kept, dropped
+
+
+def _content(row: dict) -> tuple:
+    return row["report_text"], row["accession_key"], row["study_instance_uid"], row["patient_key"], row["study_date"]
 
 
 def _is_missing(value) -> bool:
