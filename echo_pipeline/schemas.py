@@ -17,6 +17,7 @@ DICOM_INSTANCES = pa.schema(
         pa.field("file_sha256", pa.string(), nullable=False),
         pa.field("relative_path", pa.string(), nullable=False),
         pa.field("file_size", pa.int64(), nullable=False),
+        pa.field("file_mtime_ns", pa.int64()),  # with file_size: how incremental ingestion spots changed files
         pa.field("shard", pa.string(), nullable=False),
         pa.field("sop_instance_uid", pa.string(), nullable=False),
         pa.field("series_instance_uid", pa.string()),
@@ -52,6 +53,7 @@ INGEST_QUARANTINE = pa.schema(
         pa.field("file_sha256", pa.string()),  # null only when the file could not be read at all
         pa.field("relative_path", pa.string(), nullable=False),
         pa.field("file_size", pa.int64()),
+        pa.field("file_mtime_ns", pa.int64()),
         pa.field("shard", pa.string(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),  # one of echo_pipeline.ingest.reasons.REASONS
         pa.field("exception_type", pa.string()),
@@ -141,6 +143,77 @@ SPLITS = pa.schema(
     ]
 )
 
+# --- embeddings (echo_pipeline/embeddings; docs/search.md) -----------------------------------------------------
+# Id tables only: the vectors live in .npy files under arrays/<table>/ (see echo_pipeline.embeddings.store).
+CLIP_EMBEDDINGS = pa.schema(
+    [
+        pa.field("sop_instance_uid", pa.string(), nullable=False),  # the clip's id
+        pa.field("model_id", pa.string(), nullable=False),  # the model that made the vectors
+        pa.field("array_file", pa.string(), nullable=False),  # chunk stem under arrays/clip_embeddings/
+        pa.field("row", pa.int64(), nullable=False),  # row of this clip in the chunk's arrays
+        pa.field("n_frames", pa.int32(), nullable=False),  # frames embedded (0, 2, …; at most 20)
+        pa.field("embedding_dim", pa.int32(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+REPORT_EMBEDDINGS = pa.schema(
+    [
+        pa.field("report_id", pa.string(), nullable=False),
+        pa.field("model_id", pa.string(), nullable=False),
+        pa.field("array_file", pa.string(), nullable=False),  # chunk stem under arrays/report_embeddings/
+        pa.field("row", pa.int64(), nullable=False),
+        pa.field("n_texts", pa.int32(), nullable=False),  # snippets averaged into the embedding
+        pa.field("embedding_dim", pa.int32(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+# --- tokenizers (echo_pipeline/tokenizers; docs/tokenizers.md) ------------------------------------------------
+BPE_TOKENS = pa.schema(
+    [
+        pa.field("report_id", pa.string(), nullable=False),
+        pa.field("n_bpe_tokens", pa.int32(), nullable=False),  # CLIP BPE tokens of the whole report, no SOT/EOT
+        pa.field("n_snippets", pa.int32(), nullable=False),  # sentence-aligned evaluation windows (bpe_snippets)
+        pa.field("fits_context", pa.bool_(), nullable=False),  # n_bpe_tokens + 2 <= context length (77)
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+TEMPLATE_TOKENS = pa.schema(
+    [
+        pa.field("report_id", pa.string(), nullable=False),
+        pa.field("vocabulary_id", pa.string(), nullable=False),  # TemplateVocabulary.vocabulary_id of the file used
+        pa.field("n_tokens", pa.int32(), nullable=False),  # len(token_ids)
+        pa.field("n_sentences", pa.int32(), nullable=False),
+        pa.field("n_unknown_sentences", pa.int32(), nullable=False),  # encoded as UNK_SENTENCE
+        pa.field("fits_context", pa.bool_(), nullable=False),  # n_tokens + 2 <= context length (77)
+        pa.field("token_ids", pa.list_(pa.int32()), nullable=False),  # whole report, no SOT/EOT/padding
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+TOKENIZER_STATS = pa.schema(
+    [
+        pa.field("tokenizer", pa.string(), nullable=False),  # bpe | template
+        pa.field("split", pa.string(), nullable=False),  # train | validation | test | unassigned | all
+        pa.field("vocab_size", pa.int32(), nullable=False),
+        pa.field("n_reports", pa.int64(), nullable=False),
+        pa.field("mean_tokens", pa.float64(), nullable=False),  # per report, no SOT/EOT
+        pa.field("sd_tokens", pa.float64()),  # null for a single report
+        pa.field("fit_share", pa.float64(), nullable=False),  # share of reports whose tokens + 2 <= 77
+        pa.field("sentence_coverage", pa.float64()),  # covered / all sentences; null for bpe
+        pa.field("unknown_sentence_rate", pa.float64()),  # share of reports with an UNK_SENTENCE; null for bpe
+        pa.field("compression_vs_bpe", pa.float64()),  # mean BPE tokens / mean tokens, same reports
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
 #: Name → schema for every table the catalog exposes; each stage adds its tables here.
 TABLES: dict[str, pa.Schema] = {
     "dicom_instances": DICOM_INSTANCES,
@@ -151,4 +224,9 @@ TABLES: dict[str, pa.Schema] = {
     "studies_without_report": STUDIES_WITHOUT_REPORT,
     "report_labels": REPORT_LABELS,
     "splits": SPLITS,
+    "clip_embeddings": CLIP_EMBEDDINGS,
+    "report_embeddings": REPORT_EMBEDDINGS,
+    "bpe_tokens": BPE_TOKENS,
+    "template_tokens": TEMPLATE_TOKENS,
+    "tokenizer_stats": TOKENIZER_STATS,
 }
