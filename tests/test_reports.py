@@ -297,3 +297,21 @@ def test_render_report_is_deterministic_and_report_sized():
         assert set(stated) == set(REPORT_LABEL_NAMES)
         lengths.append(len(tokenizer.encode(text)))
     assert 300 <= np.mean(lengths) <= 650 and min(lengths) >= 200, lengths
+
+
+def test_raw_patient_id_and_mrn_never_reach_report_text(tmp_path):
+    from echo_pipeline.reports.reading import read_reports
+
+    path = tmp_path / "reports.csv"
+    pd.DataFrame([
+        {"report_id": "r1", "patient_id": "PAT12345", "accession_number": "ACC998877", "study_date": "2020-01-02",
+         "report_text": "MRN: PAT12345\nAccession ACC998877. The left ventricle is normal. EF 60%."},
+        {"report_id": "r2", "patient_id": "PAT55555", "accession_number": "", "study_date": "2020-01-03",
+         "report_text": "Medical record number 7654321. Normal study."},
+    ]).to_csv(path, index=False)
+    kept, _ = read_reports(path, b"k", run_id="r", code_version="c")
+    texts = kept.column("report_text").to_pylist()
+    assert "PAT12345" not in texts[0] and "ACC998877" not in texts[0] and "7654321" not in texts[1]
+    assert texts[0].startswith("MRN: [PATIENT_ID]") and "[ACCESSION]" in texts[0]
+    assert texts[1].startswith("Medical record number [REDACTED]")
+    assert "EF 60%" in texts[0]  # ordinary numbers survive

@@ -7,13 +7,15 @@ column, is a broken contract and raises InputContractError. A bad *row* never st
 quarantined with a reason code and the other rows continue.
 
 Raw patient ids and accession numbers are replaced here by keyed hashes (`echo_pipeline.privacy`), so no table
-downstream of this module ever holds them. Report text is kept as written (the model trains on it).
+downstream of this module ever holds them. Report text is kept as written (the model trains on it), except
+that the row's own patient id and accession number, and any "MRN: ..." field, are replaced by placeholders.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +36,7 @@ QUARANTINE_REASONS = {
     "duplicate_report": "byte-identical copy of an earlier row (the first copy is kept)",
     "conflicting_report_id": "report_id shared by rows with different content (all such rows are quarantined)",
 }
+_MRN_FIELD = re.compile(r"\b(MRN|medical record (?:number|no\.?))(\s*[:#]?\s*)[A-Z0-9-]+", re.IGNORECASE)
 _HOW_TO_FIX = "fix the reports file or point --reports / ECHO_PIPELINE_REPORTS at the right one"
 
 
@@ -133,11 +136,19 @@ def _parse_row(row: dict, source_row: int, source_file: str, key: bytes) -> dict
         "study_instance_uid": _text(row.get("study_instance_uid")),
         "patient_key": pseudonymise(_text(row.get("patient_id")), key, "patient"),
         "study_date": study_date,
-        "report_text": text,
+        "report_text": redact_identifiers(text, _text(row.get("patient_id")), _text(row.get("accession_number"))),
     }
     if not (parsed["accession_key"] or parsed["study_instance_uid"] or (parsed["patient_key"] and study_date)):
         return quarantine("no_link_key", QUARANTINE_REASONS["no_link_key"])
     return parsed
+
+
+def redact_identifiers(text: str, patient_id: str | None, accession_number: str | None) -> str:
+    """Replace the row's raw patient id and accession number, and any MRN field, inside the report text."""
+    for raw, placeholder in ((patient_id, "[PATIENT_ID]"), (accession_number, "[ACCESSION]")):
+        if raw and len(raw) >= 4:  # shorter values would also hit ordinary numbers in the text
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(raw)}(?![A-Za-z0-9])", placeholder, text)
+    return _MRN_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]", text)
 
 
 def _resolve_duplicate_ids(rows: list[dict]) -> tuple[list[dict], list[dict]]:
