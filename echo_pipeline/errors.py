@@ -43,3 +43,7 @@ class IndexIntegrityError(SearchIndexError, CheckpointError):
 
 class VocabularyError(InputContractError):
     """A tokenizer vocabulary file is missing, malformed, or was built for another tokenizer version."""
+
+
+class MaskingError(EchoPipelineError):
+    """A sector mask or a masked clip cannot be computed, written or read as its table row says."""
