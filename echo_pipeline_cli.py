@@ -85,6 +85,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+# Dagster's in-process default is DEBUG (every engine event); INFO keeps step starts, asset logs and failures.
+_CONSOLE_LOG_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 def materialize_graph(settings, selection: list[str] | None) -> bool:
     """Materialize the selected assets (and everything upstream of them) in dependency order.
 
@@ -98,7 +102,8 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
 
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
-    wanted = dg.AssetSelection.assets(*selection).upstream() if selection else dg.AssetSelection.all()
+    wanted = (dg.AssetSelection.assets(*selection).upstream().required_multi_asset_neighbors()
+              if selection else dg.AssetSelection.all())
     try:
         remaining = set(wanted.resolve(graph))
     except dg.DagsterInvalidSubsetError as error:
@@ -115,7 +120,7 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
             print(f"==> materializing {names}{where}", flush=True)
             result = dg.materialize(
                 assets, selection=dg.AssetSelection.assets(*batch), partition_key=partition,
-                resources=resources, instance=instance, raise_on_error=False,
+                resources=resources, instance=instance, raise_on_error=False, run_config=_CONSOLE_LOG_INFO,
             )
             if not result.success:
                 print(f"echo-pipeline run: materialization of {names}{where} failed; see the log above", file=sys.stderr)

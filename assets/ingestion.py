@@ -4,7 +4,6 @@ Every file of the shard ends as a row of `dicom_instances` or of `ingest_quarant
 reuses the previous rows of unchanged files, so a run with no new files finishes in seconds.
 """
 
-from __future__ import annotations
 
 from collections import Counter
 
@@ -47,7 +46,7 @@ def ingested_dicom_shard(context: dg.AssetExecutionContext, pipeline: PipelineRe
     previous = ingest.ShardTables.load(store, shard, INSTANCES_DATASET, QUARANTINE_DATASET)
     result = ingest.ingest_shard(
         pipeline.settings.dicom_root, files, previous,
-        key=pipeline.pseudonym_key(), run_id=context.run_id, code_version=ingest.CODE_VERSION,
+        key=pipeline.pseudonym_key(), run_id=context.run.run_id, code_version=ingest.CODE_VERSION,
         progress=lambda done, total: context.log.info(f"shard {shard}: {done}/{total} new files ingested"),
     )
     store.write_table(INSTANCES_DATASET, result.instances, shard, schema_name="dicom_instances")

@@ -1,6 +1,5 @@
 """Stage 4: reports read and validated, linked to studies, labelled, and studies split by patient."""
 
-from __future__ import annotations
 
 from collections import Counter
 
@@ -16,7 +15,7 @@ GROUP = "reports"
 def _studies(pipeline: PipelineResource):
     """One row per ingested study (keyed ids only), read from the de-duplicated `dicom_instances` view."""
     con = catalog.open_reader(pipeline.store)
-    return reports.study_index(con.execute("SELECT * FROM dicom_instances").arrow())
+    return reports.study_index(con.execute("SELECT * FROM dicom_instances").to_arrow_table())
 
 
 @dg.multi_asset(
@@ -29,7 +28,7 @@ def _studies(pipeline: PipelineResource):
 )
 def validated_reports(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     kept, quarantined = reports.read_reports(
-        pipeline.settings.reports_path, pipeline.pseudonym_key(), run_id=context.run_id, code_version=reports.CODE_VERSION
+        pipeline.settings.reports_path, pipeline.pseudonym_key(), run_id=context.run.run_id, code_version=reports.CODE_VERSION
     )
     pipeline.store.write_table("reports", kept)
     pipeline.store.write_table("report_quarantine", quarantined)
@@ -57,8 +56,8 @@ def validated_reports(context: dg.AssetExecutionContext, pipeline: PipelineResou
 def linked_reports(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     studies = _studies(pipeline)
     links = reports.link_reports(pipeline.store.read_table("reports"), studies,
-                                 run_id=context.run_id, code_version=reports.CODE_VERSION)
-    unreported = reports.studies_without_report(links, studies, run_id=context.run_id, code_version=reports.CODE_VERSION)
+                                 run_id=context.run.run_id, code_version=reports.CODE_VERSION)
+    unreported = reports.studies_without_report(links, studies, run_id=context.run.run_id, code_version=reports.CODE_VERSION)
     pipeline.store.write_table("report_links", links)
     pipeline.store.write_table("studies_without_report", unreported)
     publish_catalog(pipeline)
@@ -74,7 +73,7 @@ def linked_reports(context: dg.AssetExecutionContext, pipeline: PipelineResource
 def report_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """Per linked report: LVEF, PASP, devices, chamber sizes, LVH, effusion, tamponade, each with its sentence."""
     labels = reports.label_reports(pipeline.store.read_table("reports"), pipeline.store.read_table("report_links"),
-                                   run_id=context.run_id, code_version=reports.CODE_VERSION)
+                                   run_id=context.run.run_id, code_version=reports.CODE_VERSION)
     pipeline.store.write_table("report_labels", labels)
     publish_catalog(pipeline)
     return dg.MaterializeResult(metadata={
@@ -88,7 +87,7 @@ def splits(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.
     """Train / validation / test per study, assigned by patient (stable: adding patients moves nobody)."""
     train, validation, test = pipeline.settings.split_fractions
     table = reports.split_studies(_studies(pipeline), fractions={"train": train, "validation": validation, "test": test},
-                                  run_id=context.run_id, code_version=reports.CODE_VERSION)
+                                  run_id=context.run.run_id, code_version=reports.CODE_VERSION)
     pipeline.store.write_table("splits", table)
     publish_catalog(pipeline)
     summary = reports.split_summary(table)

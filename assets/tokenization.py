@@ -1,7 +1,5 @@
 """Stage 5: reports as tokens: CLIP BPE (EchoCLIP) and the template tokenizer learned from training reports."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,9 +16,10 @@ def _reports_with_split(pipeline: PipelineResource) -> pa.Table:
     """report_id, report_text, patient_key and the split of the linked study ("unassigned" when unlinked)."""
     return catalog.open_reader(pipeline.store).execute("""
         SELECT r.report_id, r.report_text, l.patient_key, coalesce(s.split, 'unassigned') AS split
-        FROM reports r LEFT JOIN report_links l USING (report_id) LEFT JOIN splits s USING (study_instance_uid)
+        FROM reports r LEFT JOIN report_links l ON l.report_id = r.report_id
+        LEFT JOIN splits s ON s.study_instance_uid = l.study_instance_uid
         ORDER BY r.report_id
-    """).arrow()
+    """).to_arrow_table()
 
 
 def vocabulary_path(pipeline: PipelineResource):
@@ -32,7 +31,7 @@ def bpe_tokens(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
     """CLIP BPE length of every report and its sentence-aligned 77-token windows (docs/tokenizers.md)."""
     reports = pipeline.store.read_table("reports")
     table = tokenizers.bpe_token_rows(reports.column("report_id").to_pylist(), reports.column("report_text").to_pylist(),
-                                      run_id=context.run_id, code_version=tokenizers.CODE_VERSION)
+                                      run_id=context.run.run_id, code_version=tokenizers.CODE_VERSION)
     pipeline.store.write_table("bpe_tokens", table)
     publish_catalog(pipeline)
     lengths = table.column("n_bpe_tokens").to_numpy()
@@ -69,7 +68,7 @@ def template_tokens(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     reports = pipeline.store.read_table("reports")
     table = tokenizers.template_token_rows(tokenizer, reports.column("report_id").to_pylist(),
                                            reports.column("report_text").to_pylist(),
-                                           run_id=context.run_id, code_version=tokenizers.CODE_VERSION)
+                                           run_id=context.run.run_id, code_version=tokenizers.CODE_VERSION)
     pipeline.store.write_table("template_tokens", table)
     publish_catalog(pipeline)
     return dg.MaterializeResult(metadata={"dagster/row_count": table.num_rows,
@@ -85,7 +84,7 @@ def tokenizer_stats(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         pipeline.store.read_table("bpe_tokens"), pipeline.store.read_table("template_tokens"),
         _reports_with_split(pipeline).select(["report_id", "split"]),
         template_vocab_size=tokenizer.vocab_size, bpe_vocab_size=tokenizers.BpeTokenizer(77).vocab_size,
-        run_id=context.run_id, code_version=tokenizers.CODE_VERSION,
+        run_id=context.run.run_id, code_version=tokenizers.CODE_VERSION,
     )
     pipeline.store.write_table("tokenizer_stats", table)
     publish_catalog(pipeline)

@@ -214,6 +214,131 @@ TOKENIZER_STATS = pa.schema(
     ]
 )
 
+# --- masking (echo_pipeline/masking; docs/masking.md) -----------------------------------------------------------
+SECTOR_MASKS = pa.schema(
+    [
+        pa.field("sop_instance_uid", pa.string(), nullable=False),
+        pa.field("file_sha256", pa.string(), nullable=False),  # the DICOM file the mask was found in
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("method", pa.string(), nullable=False),  # regions | regions_pixels | pixels
+        pa.field("mask_path", pa.string(), nullable=False),  # PNG (0 / 255, source size), relative to the data root
+        pa.field("rows", pa.int32(), nullable=False),  # source frame size (the mask's size)
+        pa.field("columns", pa.int32(), nullable=False),
+        pa.field("area_fraction", pa.float64(), nullable=False),  # mask pixels / image pixels
+        pa.field("bbox_x0", pa.int32(), nullable=False),  # inclusive bounds of the mask, source pixels
+        pa.field("bbox_y0", pa.int32(), nullable=False),
+        pa.field("bbox_x1", pa.int32(), nullable=False),
+        pa.field("bbox_y1", pa.int32(), nullable=False),
+        pa.field("apex_x", pa.float64(), nullable=False),  # the fitted fan (echo_pipeline.masking.geometry.Fan)
+        pa.field("apex_y", pa.float64(), nullable=False),
+        pa.field("radius", pa.float64(), nullable=False),
+        pa.field("angle_left_deg", pa.float64(), nullable=False),
+        pa.field("angle_right_deg", pa.float64(), nullable=False),
+        pa.field("fit_iou", pa.float64(), nullable=False),  # IoU(mask, convex blob of the moving pixels inside it)
+        pa.field("outside_fraction", pa.float64(), nullable=False),  # share of moving pixels outside the mask
+        pa.field("angular_coverage", pa.float64(), nullable=False),  # least moving share over 12 slices of the fan
+        pa.field("has_regions", pa.bool_(), nullable=False),  # the file has a 2D SequenceOfUltrasoundRegions box
+        pa.field("regions_pixels_iou", pa.float64()),  # IoU(regions mask, pixels mask) when both exist
+        pa.field("frames_sampled", pa.int32(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+MASK_QUARANTINE = pa.schema(
+    [
+        pa.field("sop_instance_uid", pa.string(), nullable=False),
+        pa.field("file_sha256", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),  # one of echo_pipeline.masking.plausibility.REASONS
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("method", pa.string()),  # the method whose sector was judged, when one was found
+        pa.field("area_fraction", pa.float64()),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+MASKED_CLIPS = pa.schema(
+    [
+        pa.field("sop_instance_uid", pa.string(), nullable=False),
+        pa.field("file_sha256", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("clip_path", pa.string(), nullable=False),  # .npy uint8 (T, H, W, 3) RGB, relative to the data root
+        pa.field("clip_format", pa.string(), nullable=False),  # npy (echo_pipeline.masking.clip_store)
+        pa.field("frames", pa.int32(), nullable=False),  # every frame of the source clip
+        pa.field("frame_rate", pa.float64()),  # frames per second, from dicom_instances
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("mask_method", pa.string(), nullable=False),  # sector_masks.method
+        pa.field("decode_scale", pa.int32(), nullable=False),  # 1, 2, 4 or 8: JPEG frames decoded reduced
+        pa.field("crop_x0", pa.int32(), nullable=False),  # the bounding square, source pixels (may leave the image)
+        pa.field("crop_y0", pa.int32(), nullable=False),
+        pa.field("crop_side", pa.int32(), nullable=False),
+        pa.field("kept_fraction", pa.float64(), nullable=False),  # output pixels inside the mask
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+# --- view filtering (echo_pipeline/views; docs/views.md) -------------------------------------------------------
+VIEW_CLASSES = ("a4c", "a2c", "plax", "psax", "subcostal", "other")  # p_<class> columns, network output order
+
+VIEW_TRAINING_CLIPS = pa.schema(
+    [
+        pa.field("sop_instance_uid", pa.string(), nullable=False),
+        pa.field("file_sha256", pa.string(), nullable=False),
+        pa.field("patient_key", pa.string()),
+        pa.field("label", pa.string(), nullable=False),  # the view in view_labels
+        pa.field("split", pa.string(), nullable=False),  # train | validation (by patient)
+        pa.field("predicted_view", pa.string()),  # validation clips only
+        pa.field("predicted_probability", pa.float64()),  # of predicted_view; validation clips only
+        pa.field("classifier_id", pa.string(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+VIEW_PREDICTIONS = pa.schema(
+    [
+        pa.field("sop_instance_uid", pa.string(), nullable=False),
+        pa.field("file_sha256", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("view", pa.string()),  # argmax class; null when the clip could not be decoded
+    ]
+    + [pa.field(f"p_{name}", pa.float64()) for name in VIEW_CLASSES]  # mean over sampled frames of the softmax
+    + [
+        pa.field("is_colour", pa.bool_()),  # colour-Doppler paint found (echo_pipeline.views.colour)
+        pa.field("colour_fraction", pa.float64()),  # share of the image covered by that paint
+        pa.field("frames_sampled", pa.int32()),  # distinct frames decoded for the prediction
+        pa.field("classifier_id", pa.string(), nullable=False),
+        pa.field("error", pa.string()),  # why the clip could not be decoded; null otherwise
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+A4C_CLIPS = pa.schema(
+    [
+        pa.field("sop_instance_uid", pa.string(), nullable=False),
+        pa.field("file_sha256", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("relative_path", pa.string(), nullable=False),
+        pa.field("study_instance_uid", pa.string()),
+        pa.field("series_instance_uid", pa.string()),
+        pa.field("patient_key", pa.string()),
+        pa.field("study_date", pa.date32()),
+        pa.field("frames", pa.int32()),
+        pa.field("frame_rate", pa.float64()),
+        pa.field("p_a4c", pa.float64(), nullable=False),
+        pa.field("classifier_id", pa.string(), nullable=False),
+        pa.field("min_probability", pa.float64(), nullable=False),  # the thresholds this row passed
+        pa.field("min_frames", pa.int32(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
 # --- synthetic cohort truth (echo_pipeline/synth; docs/synthetic-cohort.md) -----------------------------------
 # Written by the generator under <cohort>/truth/; ground truth for tests and evaluation, not pipeline outputs.
 SYNTH_PATIENTS = pa.schema(
@@ -310,4 +435,10 @@ TABLES: dict[str, pa.Schema] = {
     "bpe_tokens": BPE_TOKENS,
     "template_tokens": TEMPLATE_TOKENS,
     "tokenizer_stats": TOKENIZER_STATS,
+    "sector_masks": SECTOR_MASKS,
+    "mask_quarantine": MASK_QUARANTINE,
+    "masked_clips": MASKED_CLIPS,
+    "view_training_clips": VIEW_TRAINING_CLIPS,
+    "view_predictions": VIEW_PREDICTIONS,
+    "a4c_clips": A4C_CLIPS,
 }
