@@ -1,0 +1,80 @@
+"""How good the masks are: agreement with a synthetic cohort's ground truth, and QC distributions.
+
+With truth (truth/clips.parquet + mask PNGs beside a synthetic cohort's dicom/ folder): IoU per method (the
+pixel method on every clip, the region method on clips with region tags) and of the masks actually kept.
+Real archives have no truth; `qc_distributions` summarises what the sector_masks table itself says.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from echo_pipeline.masking.geometry import iou
+from echo_pipeline.masking.sectors import PIXELS, SectorOutcome, load_mask
+
+#: IoU the quality bar counts as a good mask (docs/masking.md).
+GOOD_IOU = 0.90
+
+
+def find_truth(dicom_root: Path) -> Path | None:
+    """truth/clips.parquet beside a synthetic cohort's dicom/ folder, when there is one."""
+    path = Path(dicom_root).parent / "truth" / "clips.parquet"
+    return path if path.exists() else None
+
+
+def load_truth(clips_parquet: Path) -> dict[str, Path]:
+    """sop_instance_uid -> absolute path of its ground-truth mask PNG."""
+    table = pq.read_table(clips_parquet, columns=["sop_instance_uid", "sector_mask_path"])
+    root = Path(clips_parquet).parent.parent  # mask paths are relative to the cohort's folder
+    return {sop: root / rel for sop, rel in zip(*(table.column(c).to_pylist() for c in table.column_names))}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """n, median, min, 1st percentile and the fraction >= GOOD_IOU of a list of IoUs."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {"n": 0}
+    return {"n": int(v.size), "median": float(np.median(v)), "min": float(v.min()),
+            "p01": float(np.percentile(v, 1)), "fraction_ge_0_90": float((v >= GOOD_IOU).mean())}
+
+
+def method_ious(outcomes: list[SectorOutcome], truth: dict[str, Path]) -> dict[str, list[float]]:
+    """IoU with the truth of each method's mask, per method family ("pixels", "regions"), over the clips
+    that have a truth mask. A clip where a method found no fan counts as IoU 0 for it."""
+    result: dict[str, list[float]] = {"pixels": [], "regions": []}
+    for outcome in outcomes:
+        row = outcome.mask_row or outcome.quarantine_row
+        path = truth.get(row["sop_instance_uid"])
+        if path is None:
+            continue
+        expected = load_mask(path)
+        for family, methods in (("pixels", [PIXELS]), ("regions", [m for m in outcome.fans if m != PIXELS])):
+            if family == "regions" and outcome.region is None:
+                continue
+            got = [iou(outcome.method_mask(m, *expected.shape), expected) for m in methods]
+            result[family].append(got[0] if got else 0.0)
+    return result
+
+
+def kept_mask_ious(masks: pa.Table, data_root: Path, truth: dict[str, Path]) -> list[float]:
+    """IoU with the truth of every kept mask PNG in a sector_masks table (clips with a truth mask)."""
+    values = []
+    for sop, rel in zip(masks.column("sop_instance_uid").to_pylist(), masks.column("mask_path").to_pylist()):
+        if sop in truth:
+            values.append(iou(load_mask(Path(data_root) / rel), load_mask(truth[sop])))
+    return values
+
+
+def qc_distributions(masks: pa.Table) -> dict[str, dict[str, float]]:
+    """Quantiles (min, p01, p50, p99, max) of the QC columns of a sector_masks table."""
+    result = {}
+    for column in ("area_fraction", "fit_iou", "outside_fraction", "angular_coverage", "regions_pixels_iou"):
+        values = np.asarray([v for v in masks.column(column).to_pylist() if v is not None], dtype=np.float64)
+        if values.size:
+            q = np.percentile(values, [0, 1, 50, 99, 100])
+            result[column] = {"n": int(values.size), **{k: round(float(x), 4) for k, x in zip(("min", "p01", "p50", "p99", "max"), q)}}
+    return result
