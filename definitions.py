@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import STAGE_MODULES
+from assets import STAGE_MODULES, automation
 from echo_pipeline.settings import PipelineSettings
 from resources import PipelineResource
 
@@ -15,7 +15,13 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
     return dg.Definitions(
         assets=dg.load_assets_from_modules(STAGE_MODULES),
         asset_checks=dg.load_asset_checks_from_modules(STAGE_MODULES),
-        resources={"pipeline": PipelineResource.from_settings(settings)},
+        resources={
+            "pipeline": PipelineResource.from_settings(settings),
+            # Training runs in a subprocess here; a PipesK8sClient (dagster-k8s) runs it on a GPU pod instead.
+            "pipes_client": dg.PipesSubprocessClient(),
+        },
+        schedules=automation.SCHEDULES,
+        sensors=automation.SENSORS,
     )
 
 

@@ -7,6 +7,7 @@ This module sits on top of everything (core ← assets ← definitions ← here)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -40,7 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", type=Path, default=Path("data/out"), help="output folder (default data/out)")
     run.add_argument("--split-fractions", default=None, metavar="TRAIN,VAL,TEST",
                      help="patient split fractions (default 0.89,0.01,0.10; the demo uses 0.6,0.1,0.3)")
+    run.add_argument("--preset", default=None,
+                     help="model preset: echo-tiny (default, 2 CPU cores), echoclip (the paper's, GPU)")
+    run.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     run.add_argument("--select", default=None, help="comma-separated asset names; their upstream assets run too")
+
+    search = commands.add_parser("search", help="top-k reports for a clip, or top-k clips for a text")
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("--clip", metavar="SOP_UID", help="a clip the pipeline embedded (its SOP Instance UID)")
+    query.add_argument("--dicom", type=Path, metavar="PATH", help="a DICOM clip, masked and embedded on the fly")
+    query.add_argument("--text", help="free text; finds the clips nearest to it")
+    search.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
+    search.add_argument("--variant", choices=("bpe", "template"), default="bpe", help="model variant (default bpe)")
+    search.add_argument("-k", type=int, default=10, help="results to show (default 10)")
+    search.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     return parser
 
 
@@ -51,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return _synth(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "search":
+            return _search(args)
     except EchoPipelineError as error:
         print(f"echo-pipeline {args.command}: {error}", file=sys.stderr)
         return 2
@@ -67,16 +83,28 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    from echo_pipeline.settings import ARCHIVE_SPLIT_FRACTIONS, PipelineSettings, parse_split_fractions
+def _search(args: argparse.Namespace) -> int:
+    from echo_pipeline.search.cli import run_search
 
-    settings = PipelineSettings(
+    print(run_search(args.data_root, variant=args.variant, k=args.k, clip=args.clip, dicom=args.dicom,
+                     text=args.text, device=args.device))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from echo_pipeline.settings import PipelineSettings, parse_split_fractions
+
+    # Flags win; settings without a flag (shard count, preset, epochs...) still come from the environment.
+    settings = dataclasses.replace(
+        PipelineSettings.from_env(),
         dicom_root=args.dicom_root,
         reports_path=args.reports,
         view_labels_path=args.view_labels,
         echonet_dynamic_root=args.echonet_root,
         data_root=args.data_root,
-        split_fractions=parse_split_fractions(args.split_fractions) if args.split_fractions else ARCHIVE_SPLIT_FRACTIONS,
+        **({"split_fractions": parse_split_fractions(args.split_fractions)} if args.split_fractions else {}),
+        **({"model_preset": args.preset} if args.preset else {}),
+        **({"train_epochs": args.epochs} if args.epochs else {}),
     )
     settings.validate()
     selection = [name.strip() for name in args.select.split(",") if name.strip()] if args.select else None
@@ -92,9 +120,10 @@ _CONSOLE_LOG_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 def materialize_graph(settings, selection: list[str] | None) -> bool:
     """Materialize the selected assets (and everything upstream of them) in dependency order.
 
-    Shard-partitioned and unpartitioned assets alternate along the graph (ingestion per shard, then the view
-    classifier over all shards, then view predictions per shard...), so the graph runs as a sequence of
-    batches: each batch is the largest set of ready assets of one kind, run once per shard if partitioned.
+    Assets with different partitions alternate along the graph (ingestion per shard, the view classifier
+    over all shards, view predictions per shard, ..., the model and evaluation per model variant), so the
+    graph runs as a sequence of batches: each batch is the largest set of ready assets sharing one
+    partitions definition, run once per partition key.
     """
     import dagster as dg
 
@@ -109,14 +138,14 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
     except dg.DagsterInvalidSubsetError as error:
         raise SystemExit(f"echo-pipeline run: --select names an unknown asset ({error})") from error
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    assets = list(defs.assets or [])
+    assets = list(defs.assets or []) + list(defs.asset_checks or [])  # checks of selected assets run too
     resources = defs.resources or {}
     while remaining:
         batch = _next_batch(graph, remaining)
         partitions_def = graph.get(next(iter(batch))).partitions_def
         names = ", ".join(sorted(key.to_user_string() for key in batch))
         for partition in partitions_def.get_partition_keys() if partitions_def else [None]:
-            where = f" [shard {partition}]" if partition else ""
+            where = f" [{partition}]" if partition else ""
             print(f"==> materializing {names}{where}", flush=True)
             result = dg.materialize(
                 assets, selection=dg.AssetSelection.assets(*batch), partition_key=partition,
@@ -130,18 +159,18 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
 
 
 def _next_batch(graph, remaining: set) -> set:
-    """Ready assets of one kind (partitioned or not), grown by same-kind descendants that become ready."""
+    """Ready assets sharing one partitions definition, grown by such descendants as they become ready."""
     def is_ready(key, done_in_batch: set) -> bool:
         return all(parent not in remaining or parent in done_in_batch for parent in graph.get(key).parent_keys)
 
     first = next(key for key in sorted(remaining) if is_ready(key, set()))
-    partitioned = graph.get(first).partitions_def is not None
+    partitions_def = graph.get(first).partitions_def
     batch: set = set()
     grew = True
     while grew:
         grew = False
         for key in sorted(remaining - batch):
-            same_kind = (graph.get(key).partitions_def is not None) == partitioned
+            same_kind = graph.get(key).partitions_def == partitions_def
             if same_kind and is_ready(key, batch):
                 batch.add(key)
                 grew = True

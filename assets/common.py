@@ -1,7 +1,5 @@
 """Small helpers every asset module shares: publishing to the catalog and table metadata."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pyarrow as pa
 

@@ -19,10 +19,13 @@ ENV_VARS = {
     "dicom_root": "ECHO_PIPELINE_DICOM_ROOT",
     "reports_path": "ECHO_PIPELINE_REPORTS",
     "view_labels_path": "ECHO_PIPELINE_VIEW_LABELS",
+    "view_classifier_path": "ECHO_PIPELINE_VIEW_CLASSIFIER",
     "echonet_dynamic_root": "ECHO_PIPELINE_ECHONET_ROOT",
     "data_root": "ECHO_PIPELINE_DATA_ROOT",
 }
 SPLIT_FRACTIONS_ENV_VAR = "ECHO_PIPELINE_SPLIT_FRACTIONS"
+PRESET_ENV_VAR = "ECHO_PIPELINE_MODEL_PRESET"
+EPOCHS_ENV_VAR = "ECHO_PIPELINE_TRAIN_EPOCHS"
 #: The paper's train : validation : test by patient. The demo uses larger evaluation shares (README).
 ARCHIVE_SPLIT_FRACTIONS = (0.89, 0.01, 0.10)
 DEMO_SPLIT_FRACTIONS = (0.6, 0.1, 0.3)
@@ -35,9 +38,14 @@ class PipelineSettings:
     dicom_root: Path = DEMO_COHORT / "dicom"
     reports_path: Path = DEMO_COHORT / "reports.csv"
     view_labels_path: Path | None = DEMO_COHORT / "view_labels.csv"
+    view_classifier_path: Path | None = None  # a saved view classifier's card.json, used when there are no labels
     echonet_dynamic_root: Path | None = None
     data_root: Path = DEFAULT_DATA_ROOT
     split_fractions: tuple[float, float, float] = ARCHIVE_SPLIT_FRACTIONS
+    #: Model preset (echo_pipeline/training/presets.py): "echo-tiny" runs on a laptop, "echoclip" is the paper's.
+    model_preset: str = "echo-tiny"
+    #: Training epochs; None keeps the preset's.
+    train_epochs: int | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> "PipelineSettings":
@@ -48,8 +56,13 @@ class PipelineSettings:
                 values[name] = Path(os.environ[variable])
         if os.environ.get(SPLIT_FRACTIONS_ENV_VAR):
             values["split_fractions"] = parse_split_fractions(os.environ[SPLIT_FRACTIONS_ENV_VAR])
+        if os.environ.get(PRESET_ENV_VAR):
+            values["model_preset"] = os.environ[PRESET_ENV_VAR]
+        if os.environ.get(EPOCHS_ENV_VAR):
+            values["train_epochs"] = int(os.environ[EPOCHS_ENV_VAR])
         values.update({name: value for name, value in overrides.items() if value is not None})
-        return cls(**{name: Path(v) if isinstance(v, str) else v for name, v in values.items()})
+        path_fields = set(ENV_VARS)
+        return cls(**{name: Path(v) if name in path_fields else v for name, v in values.items()})
 
     @property
     def pseudonym_key_file(self) -> Path:

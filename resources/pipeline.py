@@ -20,9 +20,12 @@ class PipelineResource(dg.ConfigurableResource):
     dicom_root: str
     reports_path: str
     view_labels_path: str | None = None
+    view_classifier_path: str | None = None
     echonet_dynamic_root: str | None = None
     data_root: str
     split_fractions: list[float] = list(ARCHIVE_SPLIT_FRACTIONS)
+    model_preset: str = "echo-tiny"
+    train_epochs: int | None = None
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> "PipelineResource":
@@ -31,9 +34,12 @@ class PipelineResource(dg.ConfigurableResource):
             dicom_root=str(settings.dicom_root),
             reports_path=str(settings.reports_path),
             view_labels_path=optional(settings.view_labels_path),
+            view_classifier_path=optional(settings.view_classifier_path),
             echonet_dynamic_root=optional(settings.echonet_dynamic_root),
             data_root=str(settings.data_root),
             split_fractions=list(settings.split_fractions),
+            model_preset=settings.model_preset,
+            train_epochs=settings.train_epochs,
         )
 
     @property
@@ -43,9 +49,12 @@ class PipelineResource(dg.ConfigurableResource):
             dicom_root=Path(self.dicom_root),
             reports_path=Path(self.reports_path),
             view_labels_path=optional(self.view_labels_path),
+            view_classifier_path=optional(self.view_classifier_path),
             echonet_dynamic_root=optional(self.echonet_dynamic_root),
             data_root=Path(self.data_root),
             split_fractions=tuple(self.split_fractions),
+            model_preset=self.model_preset,
+            train_epochs=self.train_epochs,
         )
 
     @property

@@ -89,7 +89,7 @@ class TrainConfig:
     grad_clip_norm: float | None = None
     #: Training resolution; frames stored at another size are resized on the fly.
     image_size: int | None = None
-    #: Text vocabulary size (required by template-tokenizer presets).
+    #: Text vocabulary size; normally taken from the tokenizer's `text_cfg`.
     vocab_size: int | None = None
     #: Start weights: an open_clip hub-layout directory, one of our checkpoints, or a weights file.
     init_from: str | None = None
@@ -103,6 +103,10 @@ class TrainConfig:
     resume: bool = True
     #: Stop this invocation after this epoch (the schedule still spans `epochs`): time-sliced jobs.
     stop_after_epoch: int | None = None
+    #: Keep only the newest N checkpoints (plus the best); None keeps every epoch's. Use >= 2.
+    keep_last: int | None = None
+    #: Recompute activations in the backward pass: less GPU memory for batch 1,024, ~30 % more compute.
+    grad_checkpointing: bool = False
     log_every_steps: int = 50
 
 
@@ -124,7 +128,8 @@ class ResolvedConfig:
     grad_clip_norm: float
     image_size: int
     context_length: int
-    vocab_size: int | None
+    #: open_clip text_cfg entries over the preset's: the tokenizer's own (vocab_size, pool_type, eos_id, ...).
+    text_cfg: dict
     init_from: str | None
     seed: int
 
@@ -134,9 +139,16 @@ class ResolvedConfig:
         return d
 
 
-def resolve_config(config: TrainConfig) -> ResolvedConfig:
-    """Merge `config` over its preset; raise InputContractError for values that cannot train."""
+def resolve_config(config: TrainConfig, tokenizer_text_cfg: dict | None = None) -> ResolvedConfig:
+    """Merge `config` over its preset; raise InputContractError for values that cannot train.
+
+    `tokenizer_text_cfg` is the tokenizer's `text_cfg` (echo_pipeline.tokenizers): its vocabulary size,
+    context and pooling go into the text tower; `config.vocab_size`, when set, wins over it.
+    """
     p = get_preset(config.preset)
+    text_cfg = dict(tokenizer_text_cfg or {})
+    if config.vocab_size is not None:
+        text_cfg["vocab_size"] = int(config.vocab_size)
 
     def pick(value, default):
         return default if value is None else value
@@ -148,8 +160,9 @@ def resolve_config(config: TrainConfig) -> ResolvedConfig:
         warmup_steps=pick(config.warmup_steps, p.warmup_steps), warmup_fraction=p.warmup_fraction,
         weight_decay=pick(config.weight_decay, p.weight_decay), betas=p.betas, eps=p.eps,
         grad_clip_norm=pick(config.grad_clip_norm, p.grad_clip_norm),
-        image_size=pick(config.image_size, p.image_size), context_length=p.context_length,
-        vocab_size=config.vocab_size, init_from=config.init_from, seed=config.seed,
+        image_size=pick(config.image_size, p.image_size),
+        context_length=int(text_cfg.get("context_length", p.context_length)),
+        text_cfg=text_cfg, init_from=config.init_from, seed=config.seed,
     )
     if not 0 < resolved.lr <= MAX_SAFE_LR:
         raise InputContractError(
@@ -160,9 +173,9 @@ def resolve_config(config: TrainConfig) -> ResolvedConfig:
         raise InputContractError(
             f"training config: epochs={resolved.epochs} and batch_size={resolved.batch_size} must be >= 1"
         )
-    if p.needs_vocab_size and resolved.vocab_size is None and resolved.init_from is None:
+    if p.needs_vocab_size and "vocab_size" not in text_cfg and resolved.init_from is None:
         raise InputContractError(
-            f"training config: preset {p.name!r} uses the template tokenizer; set vocab_size to the size "
-            "of the template vocabulary (ids 0..vocab_size-1, end-of-text the highest id)"
+            f"training config: preset {p.name!r} uses the template tokenizer; pass that tokenizer (its "
+            "text_cfg carries vocab_size and pooling) or set vocab_size"
         )
     return resolved

@@ -1,0 +1,117 @@
+"""Stage 8: the trained model of each variant evaluated on the test split (and EchoNet-Dynamic when configured).
+
+One multi-asset per variant writes the five `eval_*` tables (one Parquet partition per variant, so the DuckDB
+views show both variants side by side), the figures under `arrays/eval_plots/<variant>/`, and the headline
+numbers in the UI. What is measured and how: docs/evaluation.md.
+"""
+
+import dagster as dg
+
+from assets.common import publish_catalog
+from assets.partitions import MODEL_VARIANTS
+from echo_pipeline.evaluation import DEFAULT_PROMPTS_PATH, plots
+from echo_pipeline.evaluation import tables as T
+from echo_pipeline.evaluation.run import EvalSettings, evaluate_variant
+from echo_pipeline.training import registry
+from resources import PipelineResource
+
+GROUP = "evaluation"
+_DEPS = ["clip_model", "clip_embeddings", "report_embeddings", "report_labels", "splits", "template_vocabulary"]
+_DESCRIPTIONS = {
+    "eval_retrieval": "Image↔report retrieval on the test split: mean/median rank, recall@1/5/10, MCMRR (+95 % CI).",
+    "eval_classification": "Zero-shot binary tasks: AUC, sensitivity/specificity at Youden's index, prevalence.",
+    "eval_regression": "Zero-shot LVEF and PASP: MAE, bias, LVEF AUCs at 50/40/30 %; training-mean baseline.",
+    "eval_patient_identification": "Same-patient AUC and mean similarity by pair type (test split clips).",
+    "eval_summary": "Table 2 of the paper: one row per variant, model kind and dataset.",
+}
+
+
+class EvalConfig(dg.Config):
+    n_resamples: int = 1000  # bootstrap resamples per CI
+    seed: int = 0  # bootstrap draws, the retrieval clip per study, patient pairs
+    n_pairs: int = 100_000  # patient-identification pairs of each kind (same / different patient)
+    device: str = "auto"  # "auto" = cuda when available, else cpu
+    batch_frames: int = 64
+    num_workers: int = 1
+    echonet_splits: list[str] = ["TEST"]  # FileList Split values to evaluate; [] = every row
+    prompts_path: str = ""  # a prompts YAML file; "" = the versioned echo_pipeline/evaluation/prompts.yaml
+
+
+def _md_table(table, columns) -> str:
+    df = table.to_pandas()
+    return df[[c for c in columns if c in df.columns]].to_markdown(index=False, floatfmt=".3g") if len(df) else "_(empty)_"
+
+
+def _figure_metadata(pipeline: PipelineResource, variant: str, figures: dict, names) -> dict:
+    """Each figure saved as PNG under arrays/eval_plots/<variant>/ and shown inline."""
+    out = {}
+    directory = pipeline.store.array_dir("eval_plots") / variant
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if name in figures:
+            path = directory / f"{name}.png"
+            path.write_bytes(figures[name])
+            out[f"{name}_png"] = dg.MetadataValue.path(str(path))
+            out[name] = dg.MetadataValue.md(plots.markdown_image(figures[name], name))
+    return out
+
+
+def _auc_comparison(table) -> str:
+    df = table.to_pandas()
+    if df.empty:
+        return "_(empty)_"
+    df = df[(df["metric"] == "auc") & df["primary"]]
+    wide = df.pivot_table(index="task", columns="model_kind", values="value", aggfunc="first")
+    return wide.to_markdown(floatfmt=".3f")
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(name, deps=_DEPS, description=text, group_name=GROUP, kinds={"parquet", "duckdb"},
+                        code_version=T.CODE_VERSION) for name, text in _DESCRIPTIONS.items()],
+    partitions_def=MODEL_VARIANTS,
+)
+def evaluation_tables(context: dg.AssetExecutionContext, config: EvalConfig, pipeline: PipelineResource):
+    variant, store = context.partition_key, pipeline.store
+    record = registry.read_record(store, variant)
+    settings = EvalSettings(n_resamples=config.n_resamples, seed=config.seed, n_pairs=config.n_pairs,
+                            device=config.device, batch_frames=config.batch_frames, num_workers=config.num_workers,
+                            echonet_splits=tuple(config.echonet_splits) or None,
+                            prompts_path=config.prompts_path or DEFAULT_PROMPTS_PATH)
+    out = evaluate_variant(store, record, run_id=context.run.run_id, settings=settings,
+                           echonet_root=pipeline.settings.echonet_dynamic_root, progress=context.log.info)
+    for note in out.notes:
+        context.log.warning(note)
+    for name, table in out.tables.items():
+        store.write_table(name, table, partition=variant)
+    publish_catalog(pipeline)
+
+    common = {"model_id": record.model_id, "checkpoint_sha256": record.checkpoint_sha256,
+              "notes": dg.MetadataValue.json(out.notes)}
+    headline = {k: dg.MetadataValue.text(v) for k, v in out.headline.items()}
+    tables = out.tables
+    yield dg.MaterializeResult(asset_key="eval_summary", metadata={
+        **common, **headline, "dagster/row_count": tables["eval_summary"].num_rows,
+        "table_2": dg.MetadataValue.md(_md_table(tables["eval_summary"], [
+            "model_kind", "dataset", "n", "mcmrr", "lvef_mae", "pasp_mae", "tavr_auc", "mitraclip_auc",
+            "pacemaker_auc"])),
+    })
+    yield dg.MaterializeResult(asset_key="eval_retrieval", metadata={
+        **common, **{k: v for k, v in headline.items() if k.endswith("mcmrr")},
+        "dagster/row_count": tables["eval_retrieval"].num_rows,
+        **_figure_metadata(pipeline, variant, out.figures, ["retrieval_ranks"]),
+    })
+    yield dg.MaterializeResult(asset_key="eval_classification", metadata={
+        **common, "dagster/row_count": tables["eval_classification"].num_rows,
+        "auc_by_task": dg.MetadataValue.md(_auc_comparison(tables["eval_classification"])),
+        **_figure_metadata(pipeline, variant, out.figures, ["roc_internal"]),
+    })
+    yield dg.MaterializeResult(asset_key="eval_regression", metadata={
+        **common, **{k: v for k, v in headline.items() if k.endswith("lvef_mae")},
+        "dagster/row_count": tables["eval_regression"].num_rows,
+        **_figure_metadata(pipeline, variant, out.figures, ["lvef_scatter", "pasp_scatter"]),
+    })
+    patients = tables["eval_patient_identification"]
+    yield dg.MaterializeResult(asset_key="eval_patient_identification", metadata={
+        **common, "dagster/row_count": patients.num_rows,
+        "metrics": dg.MetadataValue.md(_md_table(patients, ["model_kind", "metric", "value", "ci_low", "ci_high", "n"])),
+    })
