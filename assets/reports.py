@@ -15,7 +15,7 @@ GROUP = "reports"
 def _studies(pipeline: PipelineResource):
     """One row per ingested study (keyed ids only), read from the de-duplicated `dicom_instances` view."""
     con = catalog.open_reader(pipeline.store)
-    return reports.study_index(con.execute("SELECT * FROM dicom_instances").to_arrow_table())
+    return reports.study_index(con.sql("SELECT * FROM dicom_instances").to_arrow_table())
 
 
 @dg.multi_asset(

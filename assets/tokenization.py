@@ -14,7 +14,7 @@ VOCABULARY_FILE = "template_vocabulary.json"
 
 def _reports_with_split(pipeline: PipelineResource) -> pa.Table:
     """report_id, report_text, patient_key and the split of the linked study ("unassigned" when unlinked)."""
-    return catalog.open_reader(pipeline.store).execute("""
+    return catalog.open_reader(pipeline.store).sql("""
         SELECT r.report_id, r.report_text, l.patient_key, coalesce(s.split, 'unassigned') AS split
         FROM reports r LEFT JOIN report_links l ON l.report_id = r.report_id
         LEFT JOIN splits s ON s.study_instance_uid = l.study_instance_uid

@@ -59,7 +59,7 @@ def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     run_dir = registry.variant_dir(store, variant) / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    pairs = catalog.open_reader(store).execute(PAIRS_SQL).to_arrow_table()
+    pairs = catalog.open_reader(store).sql(PAIRS_SQL).to_arrow_table()
     if pairs.num_rows == 0:
         raise dg.Failure("no training pairs: masked_clips, report_links and splits yield no train/validation clip "
                          "with a linked report; check those assets' metadata")
