@@ -4,7 +4,7 @@
 # Run on an otherwise idle machine: the figures are wall-clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/bootstrap.sh
+EXTRAS=test,bench source scripts/bootstrap.sh
 out="bench/results-$(date +%Y%m%d-%H%M%S).txt"
 for script in bench/bench_*.py; do
   echo "### $script" | tee -a "$out"

@@ -10,10 +10,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 # Editable install with the test extra; pip resolves torch==2.14.1 from the local wheel cache, not the network.
-stamp=.venv/.echo-pipeline-installed
+EXTRAS=${EXTRAS:-test}
+stamp=.venv/.echo-pipeline-installed-${EXTRAS//,/-}
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "==> installing echo-pipeline and its dependencies into .venv (first time: a few minutes)"
-  .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+  echo "==> installing echo-pipeline[$EXTRAS] and its dependencies into .venv (first time: a few minutes)"
+  .venv/bin/pip install --quiet --disable-pip-version-check -e ".[$EXTRAS]"
   touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

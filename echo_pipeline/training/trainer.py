@@ -245,6 +245,9 @@ class _Session:
             torch.cuda.set_rng_state(state.rng_state["cuda"], self.device)
         self.start_epoch, self.step, self.best = state.epoch + 1, state.step, state.card.get("best")
         self.last = ckpt_dir
+        if self.ctx.is_main and self.best:  # a kill between checkpoint and pointer may have left it stale
+            ckpt.write_best(self.run_dir, self.run_dir / "checkpoints" / self.best["checkpoint"], self.best["epoch"],
+                            {"mcmrr": self.best["mcmrr"]})
         log.info("resuming %s at epoch %d, step %d", ckpt_dir, self.start_epoch, self.step)
 
     def train_epoch(self, epoch: int) -> dict:
