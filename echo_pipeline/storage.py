@@ -13,6 +13,7 @@ old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -72,6 +73,15 @@ class DataRoot:
 
     def has_dataset(self, dataset: str) -> bool:
         return any(self.dataset_dir(dataset).glob("part-*.parquet"))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 4 MiB blocks: the id of source files, weights and indexes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(4 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -21,6 +21,7 @@ import torch
 from open_clip.loss import ClipLoss
 
 from echo_pipeline.errors import CheckpointError, InputContractError
+from echo_pipeline.storage import file_sha256
 from echo_pipeline.tokenizers import learn_vocabulary, make_tokenizer, save_vocabulary
 from echo_pipeline.training import checkpoint as ckpt
 from echo_pipeline.training.data import (ClipFrameDataset, TrainPair, default_text_sampler, evaluation_texts,
@@ -216,7 +217,7 @@ def test_training_lowers_loss_and_keeps_the_best_verified_epoch(data, full_run):
     best_name = min(cards, key=lambda n: (cards[n]["metrics"]["mcmrr"], n))
     assert ckpt.read_best(result.run_dir).name == best_name == result.best_checkpoint.name
     card = cards["epoch-0003"]
-    assert card["files"][ckpt.WEIGHTS_FILE] == ckpt.sha256_file(result.last_checkpoint / ckpt.WEIGHTS_FILE)
+    assert card["files"][ckpt.WEIGHTS_FILE] == file_sha256(result.last_checkpoint / ckpt.WEIGHTS_FILE)
     assert card["preset"] == "echo-tiny" and card["data"]["train_pairs"] == len(train) and card["code_version"]
     assert [e["lr"] for e in events] == [cards[n]["metrics"]["lr"] for n in sorted(cards)]
     loaded = load_trained_model(result.best_checkpoint)

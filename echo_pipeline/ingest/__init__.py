@@ -10,7 +10,8 @@
 from echo_pipeline.ingest.classify import Classified, classify_file
 from echo_pipeline.ingest.decode import decode_frames, decode_path
 from echo_pipeline.ingest.reasons import REASONS
-from echo_pipeline.ingest.scan import ScannedFile, file_sha256, scan_dicom_root
+from echo_pipeline.ingest.scan import ScannedFile, scan_dicom_root
+from echo_pipeline.storage import file_sha256
 from echo_pipeline.ingest.shard import ShardTables, ingest_shard, merge_shards
 from echo_pipeline.ingest.syntaxes import decoder_for, supported_transfer_syntaxes
 

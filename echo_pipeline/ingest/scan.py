@@ -7,7 +7,6 @@ would block, and a link to a file inside the archive would only duplicate it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.sharding import shard_names, shard_of
 
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -61,10 +59,3 @@ def _walk(directory: Path, root: Path, n_shards: int):
             yield ScannedFile(relative, stat.st_size, stat.st_mtime_ns, shard_of(relative, n_shards))
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

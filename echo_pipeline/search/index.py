@@ -31,7 +31,7 @@ import numpy as np
 
 from echo_pipeline import CODE_VERSION as _PACKAGE_VERSION
 from echo_pipeline.errors import IndexIntegrityError, SearchIndexError
-from echo_pipeline.storage import atomic_path
+from echo_pipeline.storage import atomic_path, file_sha256
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -50,12 +50,6 @@ class IndexConfig:
     seed: int = 0
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(4 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_blob(path: Path, data: bytes) -> None:
@@ -196,7 +190,7 @@ def verify_index(index_dir: Path) -> dict:
         path = Path(index_dir) / manifest[file_key]
         if not path.is_file():
             raise IndexIntegrityError(f"{path}: file named by the manifest is missing; rebuild the index")
-        actual = sha256_file(path)
+        actual = file_sha256(path)
         if actual != manifest[sha_key]:
             raise IndexIntegrityError(
                 f"{path}: sha256 {actual[:12]}… does not match the manifest's {manifest[sha_key][:12]}… "

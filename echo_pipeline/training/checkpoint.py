@@ -16,7 +16,6 @@ tensors come from safetensors, everything else from JSON.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from echo_pipeline.errors import CheckpointError
+from echo_pipeline.storage import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,6 @@ _HASHED_FILES = (CONFIG_FILE, WEIGHTS_FILE, STATE_TENSORS_FILE, STATE_JSON_FILE)
 BEST_FILE = "best.json"
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 4 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(4 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def checkpoint_name(epoch: int) -> str:
@@ -138,7 +131,7 @@ def save_checkpoint(
     _write_json(tmp / STATE_JSON_FILE, {"epoch": epoch, "step": step, "optimizer": opt_meta})
     _write_json(tmp / CONFIG_FILE, {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg})
     full_card = dict(card, format=FORMAT_VERSION, epoch=epoch, step=step,
-                     files={name: sha256_file(tmp / name) for name in _HASHED_FILES})
+                     files={name: file_sha256(tmp / name) for name in _HASHED_FILES})
     _write_json(tmp / CARD_FILE, full_card)
     os.replace(tmp, final)
     return final
@@ -163,7 +156,7 @@ def verify_checkpoint(ckpt_dir: Path) -> dict:
         path = ckpt_dir / name
         if name not in recorded or not path.is_file():
             raise CheckpointError(f"{path}: file missing from checkpoint; use an earlier checkpoint")
-        actual = sha256_file(path)
+        actual = file_sha256(path)
         if actual != recorded[name]:
             raise CheckpointError(
                 f"{path}: sha256 {actual[:12]}… does not match the card's {recorded[name][:12]}… "

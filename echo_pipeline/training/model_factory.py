@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from echo_pipeline.errors import CheckpointError, InputContractError
+from echo_pipeline.storage import file_sha256
 from echo_pipeline.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def _weights_path(init_from: Path) -> Path:
     sidecar = init_from.with_name(init_from.name + ".sha256")
     if sidecar.is_file():
         expected = sidecar.read_text().split()[0]
-        if ckpt.sha256_file(init_from) != expected:
+        if file_sha256(init_from) != expected:
             raise CheckpointError(f"{init_from}: sha256 differs from {sidecar.name}; the file is corrupt or modified")
     return init_from
 

@@ -13,7 +13,8 @@ import json
 import os
 
 from echo_pipeline.training import train_cli
-from echo_pipeline.training.checkpoint import WEIGHTS_FILE, sha256_file
+from echo_pipeline.storage import file_sha256
+from echo_pipeline.training.checkpoint import WEIGHTS_FILE
 
 
 def _rank() -> int:
@@ -50,7 +51,7 @@ def main() -> None:
             "best_val_mcmrr": done["best_mcmrr"],
             "epochs_completed": done["epochs_completed"],
             "steps": done["step"],
-            "checkpoint_sha256": sha256_file(weights),
+            "checkpoint_sha256": file_sha256(weights),
             "history": {"raw_value": history, "type": "json"},
         })
         pipes.report_custom_message(json.dumps(done))
