@@ -10,4 +10,4 @@ if [ ! -f "$cohort/reports.csv" ]; then
   echo-pipeline synth "$cohort" --patients "$PATIENTS" --seed 0
 fi
 exec echo-pipeline run --dicom-root "$cohort/dicom" --reports "$cohort/reports.csv" \
-  --view-labels "$cohort/view_labels.csv" --data-root "${DATA_ROOT:-data/out}" --split-fractions 0.6,0.1,0.3
+  --view-labels "$cohort/view_labels.csv" --data-root "${DATA_ROOT:-data/out}" --split-fractions 0.6,0.1,0.3 --epochs 25

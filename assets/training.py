@@ -5,6 +5,7 @@ Kubernetes pod by swapping the `pipes_client` resource (docs/scaling.md). The `t
 training run at a time.
 """
 
+import hashlib
 import json
 import sys
 
@@ -56,23 +57,25 @@ def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     """open_clip CLIP (ConvNeXt image tower) trained on A4C clip–report pairs; best epoch by validation MCMRR."""
     variant = context.partition_key
     store = pipeline.store
-    run_dir = registry.variant_dir(store, variant) / "run"
-    run_dir.mkdir(parents=True, exist_ok=True)
-
     pairs = catalog.open_reader(store).sql(PAIRS_SQL).to_arrow_table()
     if pairs.num_rows == 0:
         raise dg.Failure("no training pairs: masked_clips, report_links and splits yield no train/validation clip "
                          "with a linked report; check those assets' metadata")
-    absolute = [str(store.path / path) for path in pairs.column("npy_path").to_pylist()]
-    pairs = pairs.set_column(pairs.schema.get_field_index("npy_path"), "npy_path", [absolute])
-    with atomic_path(run_dir / "pairs.parquet") as tmp:
-        pq.write_table(pairs, tmp)
     preset = registry.preset_for(variant, pipeline.settings.model_preset)
-    train = {"preset": preset, "out_dir": str(run_dir), "seed": 0}
+    train = {"preset": preset, "seed": 0}
     if pipeline.settings.train_epochs is not None:
         train["epochs"] = pipeline.settings.train_epochs
     config = {"train": train, "pairs": "pairs.parquet", "tokenizer": _tokenizer_spec(pipeline, variant),
               "events": "events.jsonl"}
+    # Same pairs and settings → same run folder, so a re-run resumes (or finds the run finished); anything
+    # else trains afresh beside it instead of tripping over a checkpoint of another run.
+    run_key = hashlib.sha256(json.dumps([config, pairs.to_pylist()], sort_keys=True).encode()).hexdigest()[:12]
+    run_dir = registry.variant_dir(store, variant) / f"run-{run_key}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config["train"]["out_dir"] = str(run_dir)
+    absolute = [str(store.path / path) for path in pairs.column("npy_path").to_pylist()]
+    with atomic_path(run_dir / "pairs.parquet") as tmp:
+        pq.write_table(pairs.set_column(pairs.schema.get_field_index("npy_path"), "npy_path", [absolute]), tmp)
     config_path = run_dir / "config.json"
     with atomic_path(config_path) as tmp:
         tmp.write_text(json.dumps(config, indent=2))
@@ -105,6 +108,7 @@ def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
         "train_pairs": record.train_pairs,
         "validation_pairs": pairs.num_rows - record.train_pairs,
         "preset": preset,
+        "run_dir": dg.MetadataValue.path(str(run_dir)),
         "history": dg.MetadataValue.json(history),
         "curves": line_plot_markdown(
             [h["epoch"] for h in history],
