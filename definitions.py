@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import STAGE_MODULES, automation
+from assets import STAGE_MODULES, automation, observations
 from echo_pipeline.settings import PipelineSettings
 from resources import PipelineResource
 
@@ -20,7 +20,7 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
             # Training runs in a subprocess here; a PipesK8sClient (dagster-k8s) runs it on a GPU pod instead.
             "pipes_client": dg.PipesSubprocessClient(),
         },
-        schedules=automation.SCHEDULES,
+        schedules=automation.SCHEDULES + observations.SCHEDULES,
         sensors=automation.SENSORS,
     )
 

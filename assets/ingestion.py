@@ -23,6 +23,7 @@ QUARANTINE_DATASET = "ingest_quarantine_by_shard"
     specs=[
         dg.AssetSpec(
             "dicom_instances",
+            deps=["dicom_root"],  # the observed input (assets/observations.py): a changed shard makes its partition stale
             description="One row per distinct readable image instance: ids, tags, geometry, frame rate.",
             kinds={"parquet", "duckdb"},
             group_name="ingestion",
@@ -30,6 +31,7 @@ QUARANTINE_DATASET = "ingest_quarantine_by_shard"
         ),
         dg.AssetSpec(
             "ingest_quarantine",
+            deps=["dicom_root"],
             description="One row per file that is not a usable image, with a documented reason code.",
             kinds={"parquet", "duckdb"},
             group_name="ingestion",

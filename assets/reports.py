@@ -21,9 +21,9 @@ def _studies(pipeline: PipelineResource):
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("reports", description="The reports file, validated; patient ids and accessions hashed.",
-                     kinds={"parquet", "duckdb"}, group_name=GROUP, code_version=reports.CODE_VERSION),
+                     deps=["reports_file"], kinds={"parquet", "duckdb"}, group_name=GROUP, code_version=reports.CODE_VERSION),
         dg.AssetSpec("report_quarantine", description="Report rows that cannot be used, with the reason.",
-                     kinds={"parquet", "duckdb"}, group_name=GROUP, code_version=reports.CODE_VERSION),
+                     deps=["reports_file"], kinds={"parquet", "duckdb"}, group_name=GROUP, code_version=reports.CODE_VERSION),
     ],
 )
 def validated_reports(context: dg.AssetExecutionContext, pipeline: PipelineResource):

@@ -18,6 +18,7 @@ from assets.tokenization import vocabulary_path
 from echo_pipeline import CODE_VERSION, catalog
 from echo_pipeline.storage import atomic_path
 from echo_pipeline.training import registry
+from echo_pipeline.training.trainer import TRAINING_VERSION
 from resources import PipelineResource
 
 # One row per training pair: every masked A4C clip of the training and validation splits with its study's
@@ -50,7 +51,7 @@ def _tokenizer_spec(pipeline: PipelineResource, variant: str):
     pool="training",
     kinds={"pytorch", "safetensors"},
     group_name="training",
-    code_version="training-1",
+    code_version=f"training-{TRAINING_VERSION}",  # bump TRAINING_VERSION when training changes its result
 )
 def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:

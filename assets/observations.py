@@ -1,0 +1,76 @@
+"""The pipeline's inputs as observable source assets, so the UI marks stale exactly what new data made stale.
+
+Observing records a data version per input (echo_pipeline.fingerprints): `dicom_root` per shard (from
+directory entries; no file is opened), `reports_file` and `view_labels_file` from their bytes. Ingestion
+depends on `dicom_root`, the reports on `reports_file`, the view classifier on `view_labels_file`; when an
+observation finds a new version, those assets (and only those, with what is downstream of them) show as
+stale. Observe from the UI (select the sources, *Observe sources*) or on a schedule (docs/scaling.md).
+
+`@observable_source_asset` (beta in Dagster 1.13, not deprecated) is used rather than
+`@multi_observable_source_asset` because it is the API that records one data version per partition
+(`DataVersionsByPartition`): a new file in one shard makes only that shard's ingestion stale.
+"""
+
+import dagster as dg
+
+from assets.partitions import SHARDS
+from echo_pipeline import fingerprints
+from echo_pipeline.errors import InputContractError
+from echo_pipeline.sharding import configured_shard_count
+from resources import PipelineResource
+
+GROUP = "inputs"
+
+
+@dg.observable_source_asset(
+    partitions_def=SHARDS, group_name=GROUP,
+    description="The DICOM archive (ECHO_PIPELINE_DICOM_ROOT). Data version per shard: sha256 over the sorted "
+                "(relative path, size, mtime_ns) of its files, from directory entries only.",
+)
+def dicom_root(context, pipeline: PipelineResource) -> dg.DataVersionsByPartition:
+    whole, per_shard, counts = fingerprints.dicom_root_fingerprints(pipeline.settings.dicom_root, configured_shard_count())
+    context.log.info(f"dicom_root {pipeline.settings.dicom_root}: {sum(counts.values())} files, "
+                     f"fingerprint {whole[:16]}; per shard: " + ", ".join(f"{s}={v[:8]}" for s, v in per_shard.items()))
+    return dg.DataVersionsByPartition({shard: dg.DataVersion(version) for shard, version in per_shard.items()})
+
+
+@dg.observable_source_asset(
+    group_name=GROUP,
+    description="The reports file (ECHO_PIPELINE_REPORTS). Data version: sha256 of its bytes.",
+)
+def reports_file(pipeline: PipelineResource) -> dg.ObserveResult:
+    path = pipeline.settings.reports_path
+    return dg.ObserveResult(data_version=dg.DataVersion(fingerprints.file_fingerprint(path, "reports")),
+                            metadata={"path": str(path), "bytes": path.stat().st_size})
+
+
+@dg.observable_source_asset(
+    group_name=GROUP,
+    description="The view labels file (ECHO_PIPELINE_VIEW_LABELS), when configured. Data version: sha256 of "
+                f"its bytes, or '{fingerprints.NOT_CONFIGURED}'.",
+)
+def view_labels_file(pipeline: PipelineResource) -> dg.ObserveResult:
+    path = pipeline.settings.view_labels_path
+    if path is None:
+        return dg.ObserveResult(data_version=dg.DataVersion(fingerprints.NOT_CONFIGURED),
+                                metadata={"path": "(not configured)"})
+    if not path.is_file():
+        raise InputContractError(f"view_labels {path}: does not exist; set ECHO_PIPELINE_VIEW_LABELS to the labels "
+                                 "file or unset it (docs/input-contract.md)")
+    return dg.ObserveResult(data_version=dg.DataVersion(fingerprints.file_fingerprint(path, "view_labels")),
+                            metadata={"path": str(path), "bytes": path.stat().st_size})
+
+
+observe_inputs_job = dg.define_asset_job(
+    "observe_inputs", selection=dg.AssetSelection.assets(dicom_root.key, reports_file.key, view_labels_file.key),
+    description="Record the inputs' data versions; assets that read a changed input then show as stale.",
+)
+
+
+@dg.schedule(cron_schedule="0 * * * *", target=observe_inputs_job, default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Hourly: observe the inputs (directory entries and two small files; cheap).")
+def hourly_input_observation():
+    return dg.RunRequest()
+
+
+SCHEDULES = [hourly_input_observation]
