@@ -70,11 +70,11 @@ def _training_patients(pipeline: PipelineResource, card: dict | None) -> set:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("view_classifier", deps=["dicom_instances"], group_name=GROUP, kinds={"pytorch", "safetensors"},
+        dg.AssetSpec("view_classifier", deps=["dicom_instances", "view_labels_file"], group_name=GROUP, kinds={"pytorch", "safetensors"},
                      code_version=views.CODE_VERSION,
                      description="CNN naming each clip's view (A4C, A2C, PLAX, PSAX, SUBCOSTAL, OTHER), trained on the "
                                  "view labels split by patient, or a saved classifier named by ECHO_PIPELINE_VIEW_CLASSIFIER."),
-        dg.AssetSpec("view_training_clips", deps=["dicom_instances"], group_name=GROUP, kinds={"parquet", "duckdb"},
+        dg.AssetSpec("view_training_clips", deps=["dicom_instances", "view_labels_file"], group_name=GROUP, kinds={"parquet", "duckdb"},
                      code_version=views.CODE_VERSION, skippable=True,
                      description="The labelled clips that trained or validated the classifier, with validation predictions."),
     ],

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from echo_pipeline.errors import CheckpointError
-from echo_pipeline.ingest.scan import file_sha256
+from echo_pipeline.storage import file_sha256
 from echo_pipeline.storage import atomic_path
 from echo_pipeline.views.model import ModelSpec, build_model
 

@@ -43,8 +43,9 @@ DEFAULT_THRESHOLDS = ColourThresholds()
 
 def saturated_pixels(frames: np.ndarray, thresholds: ColourThresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
     """(N, H, W) bool: pixels of (N, H, W, 3) uint8 RGB frames whose colour is strongly saturated."""
-    high = frames.max(axis=-1).astype(np.int16)
-    chroma = high - frames.min(axis=-1)
+    r, g, b = frames[..., 0], frames[..., 1], frames[..., 2]  # element-wise max/min: far faster than max(axis=-1)
+    high = np.maximum(np.maximum(r, g), b)
+    chroma = high - np.minimum(np.minimum(r, g), b)  # uint8, never negative
     return (chroma >= thresholds.min_chroma) & (chroma >= thresholds.min_saturation * high)
 
 
@@ -54,7 +55,8 @@ def doppler_mask(frames: np.ndarray, thresholds: ColourThresholds = DEFAULT_THRE
         raise ValueError(f"expected (N, H, W, 3) uint8 RGB frames; got {frames.dtype} array of shape {frames.shape}")
     candidate = saturated_pixels(frames, thresholds).any(axis=0)
     if len(frames) > 1:
-        change = (frames.max(axis=0).astype(np.int16) - frames.min(axis=0)).max(axis=-1)
+        spread = frames.max(axis=0) - frames.min(axis=0)  # uint8 per channel, never negative
+        change = np.maximum(np.maximum(spread[..., 0], spread[..., 1]), spread[..., 2])
         candidate &= change >= thresholds.min_change
     kernel = np.ones((thresholds.kernel, thresholds.kernel), np.uint8)
     return cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)

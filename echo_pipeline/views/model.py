@@ -39,6 +39,7 @@ class ModelSpec:
     timm_args: dict = field(default_factory=lambda: dict(DEFAULT_TIMM_ARGS))  # keyword arguments of timm.create_model
     input_size: int = 48
     frames_per_clip: int = 6
+    coordinates: bool = True  # append x, y position channels (CoordinateChannels) to the RGB input
     classes: tuple[str, ...] = field(default=VIEWS)
 
     def to_dict(self) -> dict:
@@ -48,13 +49,34 @@ class ModelSpec:
     def from_dict(cls, data: dict) -> "ModelSpec":
         return cls(architecture=str(data["architecture"]), timm_args=dict(data.get("timm_args") or {}),
                    input_size=int(data["input_size"]), frames_per_clip=int(data["frames_per_clip"]),
-                   classes=tuple(data["classes"]))
+                   coordinates=bool(data.get("coordinates", False)), classes=tuple(data["classes"]))
+
+
+class CoordinateChannels(nn.Module):
+    """Append two channels holding each pixel's horizontal and vertical position in [-1, 1] (CoordConv).
+
+    A CNN ending in global average pooling barely knows where a feature is; views differ in where things are
+    (A4C: a septum on the midline between two ventricles; A2C: one ventricle on the midline), so the network
+    gets the position as input. The channels are added after augmentation: they mark the frame, not the heart.
+    """
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = inputs.shape
+        y = torch.linspace(-1, 1, height, dtype=inputs.dtype).view(1, 1, height, 1).expand(n, 1, height, width)
+        x = torch.linspace(-1, 1, width, dtype=inputs.dtype).view(1, 1, 1, width).expand(n, 1, height, width)
+        return torch.cat([inputs, x, y], dim=1)
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
-    """A freshly initialised network for ``spec`` (call torch.manual_seed first for reproducible weights)."""
-    return timm.create_model(spec.architecture, pretrained=False, num_classes=len(spec.classes), in_chans=3,
-                             **spec.timm_args)
+    """A freshly initialised network for ``spec`` (call torch.manual_seed first for reproducible weights).
+    The network has a ``num_classes`` attribute and takes (N, 3, S, S) input from ``to_input``."""
+    net = timm.create_model(spec.architecture, pretrained=False, num_classes=len(spec.classes),
+                            in_chans=5 if spec.coordinates else 3, **spec.timm_args)
+    if not spec.coordinates:
+        return net
+    model = nn.Sequential(CoordinateChannels(), net)
+    model.num_classes = net.num_classes
+    return model
 
 
 def to_input(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
