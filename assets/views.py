@@ -55,8 +55,13 @@ def _validation_metadata(card: dict) -> dict:
         "validation_a4c_precision": a4c.get("precision"),
         "validation_a4c_recall": a4c.get("recall"),
         "validation_confusion_matrix": dg.MetadataValue.md(
-            views.confusion_markdown(matrix["rows_true_columns_predicted"], matrix["classes"]) if matrix else "_(no validation clips)_"),
+            views.confusion_markdown(matrix["rows_true_columns_predicted"], matrix["classes"])
+            if matrix else "_(no validation clips)_"),
     }
+
+
+def _per_view(predictions) -> dg.MetadataValue:
+    return counts_table(Counter(v or "(not decoded)" for v in predictions.column("view").to_pylist()), "view")
 
 
 def _training_patients(pipeline: PipelineResource, card: dict | None) -> set:
@@ -70,13 +75,15 @@ def _training_patients(pipeline: PipelineResource, card: dict | None) -> set:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("view_classifier", deps=["dicom_instances", "view_labels_file"], group_name=GROUP, kinds={"pytorch", "safetensors"},
-                     code_version=views.CODE_VERSION,
-                     description="CNN naming each clip's view (A4C, A2C, PLAX, PSAX, SUBCOSTAL, OTHER), trained on the "
-                                 "view labels split by patient, or a saved classifier named by ECHO_PIPELINE_VIEW_CLASSIFIER."),
-        dg.AssetSpec("view_training_clips", deps=["dicom_instances", "view_labels_file"], group_name=GROUP, kinds={"parquet", "duckdb"},
-                     code_version=views.CODE_VERSION, skippable=True,
-                     description="The labelled clips that trained or validated the classifier, with validation predictions."),
+        dg.AssetSpec("view_classifier", deps=["dicom_instances", "view_labels_file"], group_name=GROUP,
+                     kinds={"pytorch", "safetensors"}, code_version=views.CODE_VERSION,
+                     description="CNN naming each clip's view (A4C, A2C, PLAX, PSAX, SUBCOSTAL, OTHER), trained on "
+                                 "the view labels split by patient, or a saved classifier named by "
+                                 "ECHO_PIPELINE_VIEW_CLASSIFIER."),
+        dg.AssetSpec("view_training_clips", deps=["dicom_instances", "view_labels_file"], group_name=GROUP,
+                     kinds={"parquet", "duckdb"}, code_version=views.CODE_VERSION, skippable=True,
+                     description="The labelled clips that trained or validated the classifier, with validation "
+                                 "predictions."),
     ],
 )
 def view_classifier(context: dg.AssetExecutionContext, config: ViewClassifierConfig, pipeline: PipelineResource):
@@ -100,9 +107,11 @@ def view_classifier(context: dg.AssetExecutionContext, config: ViewClassifierCon
 
     spec = views.ModelSpec(architecture=config.architecture, input_size=config.input_size,
                            frames_per_clip=config.frames_per_clip)
-    train_config = views.TrainConfig(seed=config.seed, epochs=config.epochs, validation_fraction=config.validation_fraction)
+    train_config = views.TrainConfig(seed=config.seed, epochs=config.epochs,
+                                     validation_fraction=config.validation_fraction)
     labels = views.read_view_labels(settings.view_labels_path)
-    clips, counts = views.load_labelled_clips(_instances(pipeline), labels, settings.dicom_root, spec, progress=context.log.info)
+    clips, counts = views.load_labelled_clips(_instances(pipeline), labels, settings.dicom_root, spec,
+                                              progress=context.log.info)
     started = time.perf_counter()
     with torch_threads(config.threads or None):
         result = views.train_classifier(clips, spec, train_config, progress=context.log.info)
@@ -111,23 +120,27 @@ def view_classifier(context: dg.AssetExecutionContext, config: ViewClassifierCon
         **result.card, "labels_file": settings.view_labels_path.name, "code_version": views.CODE_VERSION})
     views.set_current(directory, card_path)
     card = views.load_classifier(card_path).card
-    table = views.training_clips_table(clips, result, card["classifier_id"], run_id=context.run.run_id, code_version=views.CODE_VERSION)
+    table = views.training_clips_table(clips, result, card["classifier_id"], run_id=context.run.run_id,
+                                       code_version=views.CODE_VERSION)
     store.write_table("view_training_clips", table)
     publish_catalog(pipeline)
     training = card["training"]
     yield dg.MaterializeResult(asset_key="view_classifier", metadata={
         "classifier_id": card["classifier_id"], "card": str(card_path),
-        "architecture": f"{spec.architecture} {spec.timm_args}", "input": f"{spec.frames_per_clip} frames x {spec.input_size} px",
+        "architecture": f"{spec.architecture} {spec.timm_args}",
+        "input": f"{spec.frames_per_clip} frames x {spec.input_size} px",
         "training_data_hash": training["data_hash"], "training_seconds": round(seconds, 1),
         "train_clips": training["train_clips"], "train_patients": training["train_patients"],
         "validation_patients": training["validation_patients"], **counts, **_validation_metadata(card)})
     yield dg.MaterializeResult(asset_key="view_training_clips", metadata={
-        "dagster/row_count": table.num_rows, "per_label": counts_table(Counter(table.column("label").to_pylist()), "label")})
+        "dagster/row_count": table.num_rows,
+        "per_label": counts_table(Counter(table.column("label").to_pylist()), "label")})
 
 
 @dg.asset(deps=["view_classifier", "dicom_instances"], partitions_def=SHARDS, group_name=GROUP,
           kinds={"parquet", "duckdb"}, code_version=views.CODE_VERSION)
-def view_predictions(context: dg.AssetExecutionContext, config: ViewPredictionConfig, pipeline: PipelineResource) -> dg.MaterializeResult:
+def view_predictions(context: dg.AssetExecutionContext, config: ViewPredictionConfig,
+                     pipeline: PipelineResource) -> dg.MaterializeResult:
     """Per ingested clip of the shard: predicted view, probability per view, colour-Doppler flag, classifier id."""
     shard, store = context.partition_key, pipeline.store
     card_path = views.current_card_path(store.array_dir(CLASSIFIER_DIR))
@@ -148,7 +161,7 @@ def view_predictions(context: dg.AssetExecutionContext, config: ViewPredictionCo
         "newly_predicted": newly, "clips_per_second": round(newly / seconds, 1) if newly and seconds > 0 else None,
         "colour_doppler": sum(bool(v) for v in table.column("is_colour").to_pylist()),
         "not_decoded": table.num_rows - table.column("error").null_count,
-        "per_view": counts_table(Counter(v or "(not decoded)" for v in table.column("view").to_pylist()), "view"),
+        "per_view": _per_view(table),
         "preview": preview(table.select(["sop_instance_uid", "view", "p_a4c", "is_colour", "colour_fraction"])),
     })
 
@@ -163,7 +176,8 @@ def a4c_clips(context: dg.AssetExecutionContext, config: A4cClipsConfig, pipelin
         raise dg.Failure(f"view_predictions has no partition {shard} yet; materialise it first")
     instances = _instances(pipeline, shard)
     rule = views.A4cFilter(min_probability=config.min_probability, min_frames=config.min_frames)
-    table, decisions = views.select_a4c(predictions, instances, rule, run_id=context.run.run_id, code_version=views.CODE_VERSION)
+    table, decisions = views.select_a4c(predictions, instances, rule, run_id=context.run.run_id,
+                                        code_version=views.CODE_VERSION)
     store.write_table("a4c_clips", table, shard)
     publish_catalog(pipeline)
 
@@ -172,7 +186,7 @@ def a4c_clips(context: dg.AssetExecutionContext, config: A4cClipsConfig, pipelin
         "min_frames": rule.min_frames,
         "decisions": dg.MetadataValue.md("| decision | clips | meaning |\n|---|---:|---|\n" + "\n".join(
             f"| {code} | {decisions.get(code, 0)} | {meaning} |" for code, meaning in views.DECISIONS.items())),
-        "predicted_views": counts_table(Counter(v or "(not decoded)" for v in predictions.column("view").to_pylist()), "view"),
+        "predicted_views": _per_view(predictions),
     }
     ids = set(predictions.column("classifier_id").to_pylist())
     card = views.read_card(store.array_dir(CLASSIFIER_DIR), ids.pop()) if len(ids) == 1 else None
@@ -189,5 +203,6 @@ def a4c_clips(context: dg.AssetExecutionContext, config: A4cClipsConfig, pipelin
         held_out = quality.a4c_agreement([s for s in scored if patient.get(s[0]) not in trained_on], truth)
         metadata["truth_agreement_all_clips"] = dg.MetadataValue.json(quality.a4c_agreement(scored, truth))
         metadata["truth_agreement_held_out_patients"] = dg.MetadataValue.json(held_out)
-        metadata["truth_a4c_precision_held_out"], metadata["truth_a4c_recall_held_out"] = held_out["precision"], held_out["recall"]
+        metadata["truth_a4c_precision_held_out"] = held_out["precision"]
+        metadata["truth_a4c_recall_held_out"] = held_out["recall"]
     return dg.MaterializeResult(metadata=metadata)

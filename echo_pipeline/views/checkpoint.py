@@ -84,7 +84,8 @@ def current_card_path(directory: str | Path) -> Path | None:
         return None
     card = _read_json(pointer).get("card")
     if not isinstance(card, str):
-        raise CheckpointError(f"{pointer}: expected {{\"card\": \"<classifier_id>/card.json\"}}; rematerialize view_classifier")
+        raise CheckpointError(
+            f"{pointer}: expected {{\"card\": \"<classifier_id>/card.json\"}}; rematerialize view_classifier")
     return Path(directory) / card
 
 

@@ -1,7 +1,8 @@
 """The view classifier network: a small timm CNN on a few low-resolution frames, probabilities averaged per clip.
 
-The architecture is a named timm model built from random initialisation (nothing is downloaded). Presets are
-data: ``ARCHITECTURES`` lists the ones tested; any timm name works for an experiment.
+The architecture is a named timm model with its keyword arguments (``ModelSpec``, stored as data in the
+classifier's card), built from random initialisation: nothing is downloaded. Any timm name works for an
+experiment; the default is ``DEFAULT_ARCHITECTURE`` with ``DEFAULT_TIMM_ARGS``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Train the view classifier on labelled clips, split by patient into train and validation.
 
-Every sampled frame of a training clip is one training image with the clip's label; validation scores whole
-clips (frame probabilities averaged), as prediction does. Deterministic per seed: weights are initialised
+Training and validation score whole clips as prediction does: the softmax of a clip's frames, averaged,
+against the clip's label. Deterministic per seed: weights are initialised
 and batches drawn from seeded generators (the caller's global RNG state is left untouched), augmentation
 uses a seeded numpy Generator, and torch runs with deterministic algorithms. Identical results assume the
 same torch build and thread count.
@@ -34,18 +34,18 @@ _BLACK = -PIXEL_MEAN / PIXEL_STD  # a black pixel after to_input
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; the defaults reach ≥ 98 % validation accuracy on the synthetic cohort in seconds."""
+    """Optimisation settings; the defaults reach ≥ 98 % held-out accuracy on the synthetic cohort (docs/views.md)."""
 
     seed: int = 0
     epochs: int = 16
-    frames_per_epoch: int = 3  # random sampled frames of each training clip per step, scored together
+    frames_per_step: int = 3  # random sampled frames of a clip scored together each time it is trained on
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     validation_fraction: float = 0.2  # share of labelled patients held out (by a seeded hash of patient_key)
     # Small geometric jitter only: the fan's apex is always top centre, and where structures sit relative to
     # the midline is what tells A4C (septum on it) from A2C (one ventricle on it). With shifts of ±8 %, A2C
-    # clips with a large pericardial effusion passed for A4C about three times as often (docs/views.md).
+    # clips with a large pericardial effusion passed for A4C more often (docs/views.md).
     shift_fraction: float = 0.02  # random translation, as a share of the input size
     zoom: float = 0.1  # random scale in [1 - zoom, 1 + zoom]: hearts and depth settings vary in size
     class_weight_power: float = 0.5  # loss weight of a class = frequency ** -power (0: unweighted, 1: balanced)
@@ -98,7 +98,8 @@ def load_labelled_clips(instances: pa.Table, labels: pa.Table, dicom_root: str |
         file_sha256=[r["file_sha256"] for r in kept],
         patient_keys=[r.get("patient_key") or r["sop_instance_uid"] for r in kept],
         labels=np.array([spec.classes.index(view_of[r["sop_instance_uid"]]) for r in kept], dtype=np.int64),
-        pixels=np.stack(pixels) if pixels else np.zeros((0, spec.frames_per_clip, spec.input_size, spec.input_size, 3), np.uint8),
+        pixels=np.stack(pixels) if pixels else np.zeros((0, spec.frames_per_clip, spec.input_size, spec.input_size, 3),
+                                                        np.uint8),
     )
     return clips, {"labels": len(view_of), "labelled_clips_found": len(matched), "undecodable": undecodable}
 
@@ -136,7 +137,8 @@ def validation_patients(patient_keys: Sequence[str], fraction: float, seed: int)
 def training_data_hash(clips: LabelledClips, is_validation: np.ndarray, spec: ModelSpec, config: TrainConfig) -> str:
     """sha256 over what determines the weights: every clip's (UID, file sha256, label, split), spec and config."""
     digest = hashlib.sha256(json.dumps({"spec": spec.to_dict(), "config": asdict(config)}, sort_keys=True).encode())
-    for uid, sha, label, val in sorted(zip(clips.sop_instance_uids, clips.file_sha256, clips.labels.tolist(), is_validation.tolist())):
+    rows = zip(clips.sop_instance_uids, clips.file_sha256, clips.labels.tolist(), is_validation.tolist())
+    for uid, sha, label, val in sorted(rows):
         digest.update(f"{uid}|{sha}|{label}|{int(val)}\n".encode())
     return digest.hexdigest()
 
@@ -179,7 +181,8 @@ def train_classifier(clips: LabelledClips, spec: ModelSpec, config: TrainConfig 
             "validation_clips": int(len(validation)),
             "train_patients": len({clips.patient_keys[i] for i in train}),
             "validation_patients": len(val_patients),
-            "train_clips_per_view": {spec.classes[k]: int(v) for k, v in zip(*np.unique(clips.labels[train], return_counts=True))},
+            "train_clips_per_view": {spec.classes[k]: int(v)
+                                     for k, v in zip(*np.unique(clips.labels[train], return_counts=True))},
             "torch_version": torch.__version__,
             "timm_version": timm.__version__,
         },
@@ -189,12 +192,12 @@ def train_classifier(clips: LabelledClips, spec: ModelSpec, config: TrainConfig 
 
 
 def _fit(model: nn.Module, pixels: np.ndarray, labels: np.ndarray, config: TrainConfig, progress: Progress | None) -> None:
-    """AdamW, learning rate warmed up then cosine-decayed. Each step scores ``frames_per_epoch`` random sampled
+    """AdamW, learning rate warmed up then cosine-decayed. Each step scores ``frames_per_step`` random sampled
     frames of each clip in the batch and applies the loss to their mean probability, as prediction does: a
     colour-Doppler clip (label OTHER) whose flow shows in only some frames is not taught that its grey frames
     are OTHER. Classes are weighted by frequency ** -class_weight_power so rare views are not ignored."""
     clips, frames_per_clip = pixels.shape[:2]
-    per_clip = min(config.frames_per_epoch, frames_per_clip)
+    per_clip = min(config.frames_per_step, frames_per_clip)
     clips_per_batch = max(2, config.batch_size // per_clip)  # batch norm needs two samples
     rng = np.random.default_rng(config.seed)
     counts = np.bincount(labels, minlength=model.num_classes).astype(np.float64)
