@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Collection, Sequence, TypeVar
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -156,10 +157,11 @@ class EmbeddingStore:
                 if f"{mine}/{partition}/{path.name.split('.', 1)[0]}" not in live:
                     path.unlink()
 
-    def _gather(self, rows: pa.Table, suffix: str, dtype: np.dtype) -> np.ndarray:
-        """Rows of the ``suffix`` arrays that ``rows`` point at, in ``rows`` order."""
-        files = rows["array_file"].to_numpy(zero_copy_only=False)
-        index = rows["row"].to_numpy()
+    def gather(self, rows: pa.Table | pd.DataFrame, suffix: str, dtype: np.dtype | None = None) -> np.ndarray:
+        """Rows of the ``<chunk>.<suffix>.npy`` arrays that id-table ``rows`` point at, in ``rows`` order
+        (``dtype`` None keeps the stored one)."""
+        files = np.asarray(rows["array_file"], dtype=object)
+        index = np.asarray(rows["row"])
         out = None
         for stem in np.unique(files):
             path = self.array_root / f"{stem}.{suffix}.npy"
@@ -173,7 +175,7 @@ class EmbeddingStore:
                 raise EmbeddingError(f"{path}: holds {len(array)} rows but the id table points at row "
                                      f"{index[where].max()}; re-run the {self.table} asset for this partition")
             if out is None:
-                out = np.empty((len(rows),) + array.shape[1:], dtype=dtype)
+                out = np.empty((len(rows),) + array.shape[1:], dtype=dtype or array.dtype)
             out[where] = array[index[where]]
         return out
 
@@ -196,7 +198,7 @@ class EmbeddingStore:
         rows = self._select(partitions)
         if rows.num_rows == 0:
             return [], np.zeros((0, 0), np.float32)
-        return rows[self.id_column].to_pylist(), self._gather(rows, "vectors", np.float32)
+        return rows[self.id_column].to_pylist(), self.gather(rows, "vectors", np.float32)
 
     def load_frames(self, partitions: Sequence[str] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(clip ids, float32 (N, 20, D) frame embeddings, (N,) frame counts) of this model's clips."""
@@ -205,7 +207,7 @@ class EmbeddingStore:
         rows = self._select(partitions)
         if rows.num_rows == 0:
             return [], np.zeros((0, 0, 0), np.float32), np.zeros(0, np.int32)
-        frames = self._gather(rows, "frames", np.float32)
+        frames = self.gather(rows, "frames", np.float32)
         return rows[self.id_column].to_pylist(), frames, rows["n_frames"].to_numpy().astype(np.int32)
 
 

@@ -18,7 +18,6 @@ import torch
 
 from echo_pipeline.embeddings import (ClipEmbedder, ClipEmbeddings, ClipItem, EmbeddingStore, embed_reports,
                                       embed_texts)
-from echo_pipeline.errors import EvaluationError
 from echo_pipeline.evaluation.prompt_sets import Encoder
 from echo_pipeline.storage import DataRoot
 
@@ -39,26 +38,6 @@ def _store_rows(store: EmbeddingStore, partitions: Sequence[str] | None, ids: Se
     return rows[rows.index.isin(set(ids))]
 
 
-def _gather(store: EmbeddingStore, rows: pd.DataFrame, suffix: str) -> np.ndarray:
-    """Rows of the ``<chunk>.<suffix>.npy`` arrays the id-table ``rows`` point at, in ``rows`` order."""
-    out = None
-    for stem, where in rows.groupby("array_file", sort=True).indices.items():
-        path = store.array_root / f"{stem}.{suffix}.npy"
-        try:
-            array = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise EvaluationError(f"{path}: embedding array unreadable ({e}); re-run {store.table} for this "
-                                  "variant") from e
-        index = rows["row"].to_numpy()[where]
-        if index.max() >= len(array):
-            raise EvaluationError(f"{path}: has {len(array)} rows, the id table points at row {index.max()}; "
-                                  f"re-run {store.table} for this variant")
-        if out is None:
-            out = np.empty((len(rows),) + array.shape[1:], dtype=array.dtype)
-        out[where] = array[index]
-    return out
-
-
 def stored_clip_embeddings(data_root: DataRoot, model_id: str, partitions: Sequence[str] | None,
                            clip_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(found mask over ``clip_ids``, frames (n_found, 20, D), n_frames, clip vectors) stored for ``model_id``.
@@ -71,8 +50,8 @@ def stored_clip_embeddings(data_root: DataRoot, model_id: str, partitions: Seque
     if not found.any():
         return found, np.zeros((0, 0, 0), np.float32), np.zeros(0, np.int32), np.zeros((0, 0), np.float32)
     rows = rows.loc[np.asarray(clip_ids, dtype=object)[found]]
-    return (found, _gather(store, rows, "frames"), rows["n_frames"].to_numpy(np.int32),
-            _gather(store, rows, "vectors").astype(np.float32))
+    return (found, store.gather(rows, "frames"), rows["n_frames"].to_numpy(np.int32),
+            store.gather(rows, "vectors").astype(np.float32))
 
 
 def stored_report_embeddings(data_root: DataRoot, model_id: str, partitions: Sequence[str] | None,
@@ -84,7 +63,7 @@ def stored_report_embeddings(data_root: DataRoot, model_id: str, partitions: Seq
     if not found.any():
         return found, np.zeros((0, 0), np.float32)
     rows = rows.loc[np.asarray(report_ids, dtype=object)[found]]
-    return found, _gather(store, rows, "vectors").astype(np.float32)
+    return found, store.gather(rows, "vectors").astype(np.float32)
 
 
 class ModelEncoder:
