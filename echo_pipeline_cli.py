@@ -138,6 +138,14 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
     except dg.DagsterInvalidSubsetError as error:
         raise SystemExit(f"echo-pipeline run: --select names an unknown asset ({error})") from error
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    # Observing first records the inputs' data versions that this run consumes, so the UI later marks as
+    # stale exactly what a changed input or code version affects (not everything, for lack of a baseline).
+    print("==> observing inputs (dicom_root, reports_file, view_labels_file)", flush=True)
+    observed = defs.resolve_job_def("observe_inputs").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=_CONSOLE_LOG_INFO)
+    if not observed.success:
+        print("echo-pipeline run: observing the inputs failed; see the log above", file=sys.stderr)
+        return False
     assets = list(defs.assets or []) + list(defs.asset_checks or [])  # checks of selected assets run too
     resources = defs.resources or {}
     while remaining:

@@ -105,3 +105,44 @@ def test_killed_run_then_rerun_equals_uninterrupted_run(small_cohort, ingested, 
     expected, got = catalog_tables(ingested), catalog_tables(tmp_path)
     for name in expected:
         pd.testing.assert_frame_equal(lineage_free(expected[name]), lineage_free(got[name]))
+
+
+
+def test_run_observes_inputs_so_a_new_file_makes_only_its_shard_stale(small_cohort, tmp_path, monkeypatch):
+    """The UI's stale marks, computed as the UI computes them, after a run with a persistent instance."""
+    import shutil
+
+    import dagster as dg
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    from definitions import build_definitions
+    from echo_pipeline.settings import PipelineSettings
+    from echo_pipeline.sharding import configured_shard_count, shard_of
+
+    cohort = tmp_path / "cohort"
+    shutil.copytree(small_cohort / "dicom", cohort / "dicom")
+    shutil.copy(small_cohort / "reports.csv", cohort / "reports.csv")
+    (tmp_path / "dagster_home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    assert run_ingestion(cohort, tmp_path / "out") == 0
+
+    settings = PipelineSettings(dicom_root=cohort / "dicom", reports_path=cohort / "reports.csv",
+                                view_labels_path=None, data_root=tmp_path / "out")
+    defs = build_definitions(settings)
+    key, shards = dg.AssetKey("dicom_instances"), defs.resolve_asset_graph().get(dg.AssetKey("dicom_instances"))
+    partition_keys = shards.partitions_def.get_partition_keys()
+
+    def statuses(instance) -> dict[str, StaleStatus]:
+        resolver = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
+        return {partition: resolver.get_status(key, partition) for partition in partition_keys}
+
+    with dg.DagsterInstance.get() as instance:
+        assert set(statuses(instance).values()) == {StaleStatus.FRESH}
+        source = next(path for path in sorted((cohort / "dicom").rglob("*")) if path.is_file())
+        new_file = source.parent / "copied-later"
+        shutil.copy(source, new_file)
+        changed_shard = shard_of(new_file.relative_to(cohort / "dicom").as_posix(), configured_shard_count())
+        assert defs.resolve_job_def("observe_inputs").execute_in_process(instance=instance).success
+        stale = {partition for partition, status in statuses(instance).items() if status == StaleStatus.STALE}
+    assert stale == {changed_shard}
