@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser("synth", help="write a synthetic echo cohort (DICOM, reports, labels, truth)")
     synth.add_argument("out_dir", type=Path, help="folder to create; dicom/, reports.csv, view_labels.csv, truth/")
-    synth.add_argument("--patients", type=int, default=120, help="number of patients (default 120: the demo)")
+    synth.add_argument("--patients", type=int, default=160, help="number of patients (default 160: the demo)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes identical files")
     synth.add_argument("--workers", type=int, default=None, help="processes for rendering (default: all cores)")
 

@@ -104,7 +104,7 @@ def test_presets_register_with_open_clip_and_match_published_echoclip_shape(tmp_
     r = model_config("echoclip-r", vocab_size=843)
     assert r["text_cfg"]["vocab_size"] == 843 and r["vision_cfg"] == model_config("echoclip")["vision_cfg"]
     tiny, cfg = build_model("echo-tiny", vocab_size=100)
-    assert tiny.token_embedding.weight.shape == (100, 256) and cfg["vision_cfg"]["image_size"] == 112
+    assert tiny.token_embedding.weight.shape == (100, 128) and cfg["vision_cfg"]["image_size"] == 112
     with pytest.raises(InputContractError, match="vocab_size"):
         resolve_config(TrainConfig(preset="echoclip-r"))
     # The template tokenizer's text_cfg (its vocabulary, EOT-position pooling) shapes the text tower.
