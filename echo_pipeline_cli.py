@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dicom-root", type=Path, required=True, help="folder scanned recursively for DICOM files")
     run.add_argument("--reports", type=Path, required=True, help="reports CSV or Parquet (see docs/input-contract.md)")
     run.add_argument("--view-labels", type=Path, default=None, help="optional CSV/Parquet: sop_instance_uid, view")
+    run.add_argument("--view-classifier", type=Path, default=None, metavar="CARD_JSON",
+                     help="a saved view classifier's card.json (DATA_ROOT/arrays/view_classifier/<id>/card.json of "
+                          "an earlier run); used when --view-labels is not given")
     run.add_argument("--echonet-root", type=Path, default=None, help="optional EchoNet-Dynamic folder (external test)")
     run.add_argument("--data-root", type=Path, default=Path("data/out"), help="output folder (default data/out)")
     run.add_argument("--split-fractions", default=None, metavar="TRAIN,VAL,TEST",
@@ -100,6 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         dicom_root=args.dicom_root,
         reports_path=args.reports,
         view_labels_path=args.view_labels,
+        **({"view_classifier_path": args.view_classifier} if args.view_classifier else {}),
         echonet_dynamic_root=args.echonet_root,
         data_root=args.data_root,
         **({"split_fractions": parse_split_fractions(args.split_fractions)} if args.split_fractions else {}),

@@ -74,6 +74,12 @@ class PipelineSettings:
         _require_file(self.reports_path, "reports", "--reports / ECHO_PIPELINE_REPORTS")
         if self.view_labels_path is not None:
             _require_file(self.view_labels_path, "view_labels", "--view-labels / ECHO_PIPELINE_VIEW_LABELS")
+        if self.view_classifier_path is not None and not Path(self.view_classifier_path).is_file():
+            raise InputContractError(
+                f"view classifier {self.view_classifier_path}: no such file; point --view-classifier / "
+                "ECHO_PIPELINE_VIEW_CLASSIFIER at a saved classifier's card.json "
+                "(DATA_ROOT/arrays/view_classifier/<classifier_id>/card.json)"
+            )
         if self.echonet_dynamic_root is not None:
             _require_dir(self.echonet_dynamic_root, "echonet_dynamic_root", "--echonet-root")
             if not (Path(self.echonet_dynamic_root) / "FileList.csv").is_file():

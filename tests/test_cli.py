@@ -42,3 +42,12 @@ def test_unknown_argument_exits_nonzero(capsys):
     with pytest.raises(SystemExit) as exit_info:
         echo_pipeline_cli.main(["run", "--bogus"])
     assert exit_info.value.code != 0
+
+
+def test_missing_saved_view_classifier_names_the_flag(tmp_path, capsys):
+    reports = tmp_path / "reports.csv"
+    reports.write_text("report_text,study_instance_uid\nx,1.2.3\n")
+    code, err = run_cli(capsys, "run", "--dicom-root", str(tmp_path), "--reports", str(reports),
+                        "--view-classifier", str(tmp_path / "card.json"))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "card.json" in err and "no such file" in err and "--view-classifier" in err
