@@ -1,8 +1,9 @@
 """Train / validation / test assignment by patient, so no patient's echoes sit on both sides of an evaluation.
 
 Each patient's split is a pure function of (seed, patient_key): a hash mapped to [0, 1) and cut at the
-cumulative fractions. Adding patients therefore never moves an existing patient, and the same seed gives the
-same split on any machine. Studies without a patient key are grouped by their own UID (their patient is
+cumulative fractions. Adding patients therefore never moves an existing patient, and the same seed and the
+same pseudonymisation key (patient_key is a keyed hash, echo_pipeline.privacy) give the same split on any
+machine; a data root that creates a new random key gets another split. Studies without a patient key are grouped by their own UID (their patient is
 unknown, so no leak can be detected for them either way).
 """
 
