@@ -30,7 +30,7 @@ from echo_pipeline.training.model_factory import (build_model, load_trained_mode
                                                   register_model_configs, save_hub_layout)
 from echo_pipeline.training.presets import TrainConfig, resolve_config
 from echo_pipeline.training.schedule import lr_at, warmup_length
-from echo_pipeline.training.trainer import mcmrr, retrieval_ranks, train_clip
+from echo_pipeline.training.trainer import mcmrr, train_clip
 
 REPO = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
@@ -164,13 +164,17 @@ def test_dataset_draws_seeded_frames_resizes_and_rejects_bad_clips(data, tmp_pat
         ds[(0, 0)]
 
 
-def test_retrieval_ranks_count_strictly_higher_candidates():
+def test_validation_mcmrr_counts_strictly_higher_candidates():
     e = torch.nn.functional.normalize(torch.randn(6, 8, generator=torch.Generator().manual_seed(0)), dim=1)
     assert mcmrr(e, e)["mcmrr"] == 1.0
-    i2t, t2i = retrieval_ranks(e, torch.roll(e, 1, dims=0))
-    sim = e @ torch.roll(e, 1, dims=0).T
-    expected = 1 + (sim > sim.diag()[:, None]).sum(1)
-    assert torch.equal(i2t, expected) and torch.equal(t2i, 1 + (sim > sim.diag()[None, :]).sum(0))
+    shifted = torch.roll(e, 1, dims=0)
+    sim = e @ shifted.T
+    i2t = 1 + (sim > sim.diag()[:, None]).sum(1).double()
+    t2i = 1 + (sim > sim.diag()[None, :]).sum(0).double()
+    got = mcmrr(e, shifted)
+    assert got["i2t_mean_rank"] == pytest.approx(i2t.mean().item())
+    assert got["t2i_mean_rank"] == pytest.approx(t2i.mean().item())
+    assert got["mcmrr"] == pytest.approx((i2t.mean().item() + t2i.mean().item()) / 2) and got["val_size"] == 6
     same = torch.ones(5, 4) / 2  # all candidates tie: everyone ranks first
     assert mcmrr(same, same)["mcmrr"] == 1.0
 

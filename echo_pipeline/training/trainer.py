@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from echo_pipeline import CODE_VERSION
 from echo_pipeline.errors import CheckpointError, InputContractError
+from echo_pipeline.evaluation import ranks
 from echo_pipeline.training import checkpoint as ckpt
 from echo_pipeline.training import ddp
 from echo_pipeline.training.data import (ClipFrameDataset, TextSampler, Tokenizer, TrainPair, as_pairs,
@@ -54,33 +55,18 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def retrieval_ranks(image_emb: torch.Tensor, text_emb: torch.Tensor, chunk: int = 2048):
-    """Ranks of the true pair (row i ↔ row i): image→text and text→image, 1 = best.
-
-    rank = 1 + number of candidates scoring strictly higher, so ties count in the pair's favour.
-    True-pair scores come from the same chunked products as the candidates, so rounding cannot
-    push a pair below itself.
-    """
-    n = image_emb.shape[0]
-    blocks = [(s, min(n, s + chunk)) for s in range(0, n, chunk)]
-    diag = torch.empty(n, dtype=image_emb.dtype, device=image_emb.device)
-    for s, e in blocks:
-        sim = image_emb[s:e] @ text_emb.T
-        diag[s:e] = sim[torch.arange(e - s), torch.arange(s, e)]
-    i2t = torch.empty(n, dtype=torch.long, device=image_emb.device)
-    t2i_higher = torch.zeros(n, dtype=torch.long, device=image_emb.device)
-    for s, e in blocks:
-        sim = image_emb[s:e] @ text_emb.T
-        i2t[s:e] = 1 + (sim > diag[s:e, None]).sum(1)
-        t2i_higher += (sim > diag[None, :]).sum(0)
-    return i2t.cpu(), (t2i_higher + 1).cpu()
-
-
 def mcmrr(image_emb: torch.Tensor, text_emb: torch.Tensor) -> dict:
-    """Mean cross-modal retrieval rank of L2-normalised embeddings, with its two halves."""
-    i2t, t2i = retrieval_ranks(image_emb.float(), text_emb.float())
-    a, b = i2t.double().mean().item(), t2i.double().mean().item()
-    return {"mcmrr": (a + b) / 2, "i2t_mean_rank": a, "t2i_mean_rank": b, "val_size": int(i2t.numel())}
+    """Mean cross-modal retrieval rank of paired embeddings (row i ↔ row i), with its two halves.
+
+    The ranks are the evaluation's own (echo_pipeline.evaluation.ranks): validation and the test tables
+    count ties and chunk the products the same way. Rows are re-normalised in float32 first, since under
+    bf16 autocast the model's own normalisation is only good to ~1e-2.
+    """
+    image = torch.nn.functional.normalize(image_emb.float(), dim=-1).cpu().numpy()
+    text = torch.nn.functional.normalize(text_emb.float(), dim=-1).cpu().numpy()
+    i2t, t2i = ranks.retrieval_ranks(image, text), ranks.retrieval_ranks(text, image)
+    a, b = float(i2t.mean()), float(t2i.mean())
+    return {"mcmrr": ranks.mcmrr(i2t, t2i), "i2t_mean_rank": a, "t2i_mean_rank": b, "val_size": int(i2t.size)}
 
 
 @torch.no_grad()
