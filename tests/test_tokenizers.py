@@ -38,7 +38,6 @@ from echo_pipeline.tokenizers import (
     training_snippet,
 )
 from echo_pipeline.tokenizers import layout as L
-from echo_pipeline.tokenizers.bpe import candidate_windows
 from echo_pipeline.tokenizers.layout import templatise
 
 SEVERITIES = ("none", "mild", "moderate", "severe")
@@ -303,15 +302,26 @@ def test_bpe_snippets_partition_the_report_in_fitting_sentence_aligned_windows(c
         assert start == len(sentences)
 
 
-def test_training_snippet_is_deterministic_and_changes_every_epoch(corpus):
+def test_training_snippet_is_random_sentences_in_report_order_that_fill_the_context(corpus):
     text = corpus[0]["text"]
-    windows = candidate_windows(text)
-    epochs = [training_snippet(text, e, seed=5, key="r0-0") for e in range(len(windows))]
-    assert sorted(epochs) == sorted(windows)  # a full pass uses every window once
-    assert epochs == [training_snippet(text, e, seed=5, key="r0-0") for e in range(len(windows))]
-    assert epochs != [training_snippet(text, e, seed=6, key="r0-0") for e in range(len(windows))]
-    assert all(bpe_length(w) <= 75 for w in windows)
-    assert training_snippet("", 0, 0, "k") == "" and evaluation_texts("") == [""]
+    sentences = split_sentences(text)
+
+    def draws(seed, n=30):
+        rng = np.random.default_rng(seed)
+        return [training_snippet(text, rng) for _ in range(n)]
+
+    snippets = draws(5)
+    assert snippets == draws(5) and snippets != draws(6)  # a function of the generator only
+    assert len(set(snippets)) == len(snippets)  # a new draw every time
+    for snippet in snippets:
+        assert 60 <= bpe_length(snippet) <= 75  # filled, never over the context
+        rest, position = snippet, -1
+        while rest:  # whole report sentences, in report order
+            index = next(i for i in range(position + 1, len(sentences)) if rest.startswith(sentences[i]))
+            rest, position = rest[len(sentences[index]):].lstrip(), index
+    used = {s for snippet in draws(5, 200) for s in sentences if s in snippet}
+    assert used == set(sentences)  # every sentence is trained on
+    assert training_snippet("", np.random.default_rng(0)) == "" and evaluation_texts("") == [""]
 
 
 def test_report_embedding_is_the_normalised_mean_of_normalised_windows():

@@ -129,7 +129,7 @@ def test_schedule_warms_up_linearly_then_decays_to_zero():
     assert warmup_length(400, None, 0.05) == 20
 
 
-def test_default_text_policy_trains_on_windows_and_validates_on_the_whole_report():
+def test_default_text_policy_trains_on_sentence_snippets_and_validates_on_the_whole_report():
     from open_clip.tokenizer import SimpleTokenizer
     sentences = [f"Finding number {i} concerns the {w} and is described here in some detail." for i, w in
                  enumerate(["left ventricle", "right ventricle", "mitral valve", "aortic valve", "pericardium",
@@ -138,10 +138,10 @@ def test_default_text_policy_trains_on_windows_and_validates_on_the_whole_report
     count = SimpleTokenizer().encode
     assert len(count(report)) > 75
     for tokenizer in (make_tokenizer("bpe"), SimpleTokenizer()):  # the project's, and a bare open_clip one
-        sampler = default_text_sampler(tokenizer, "bpe", 77, seed=1)
-        windows = [sampler(report, epoch, np.random.default_rng(epoch)) for epoch in range(6)]
-        assert all(len(count(w)) <= 75 and w.split(". ")[0] + "." in sentences for w in windows)
-        assert len(set(windows)) > 1 and windows[2] == sampler(report, 2, np.random.default_rng(99))
+        sampler = default_text_sampler(tokenizer, "bpe", 77)
+        snippets = [sampler(report, epoch, np.random.default_rng(epoch)) for epoch in range(6)]
+        assert all(len(count(s)) <= 75 and s.split(". ")[0] + "." in sentences for s in snippets)
+        assert len(set(snippets)) > 1 and snippets[2] == sampler(report, 2, np.random.default_rng(2))
         texts = evaluation_texts(report, sampler)
         assert len(texts) > 1 and " ".join(texts) == report  # validation sees every sentence once
     assert evaluation_texts(("a.", "b."), sampler) == ["a.", "b."]

@@ -5,7 +5,7 @@ Both tokenizers returned by `make_tokenizer` offer:
 - `tokenizer(texts, context_length=None) -> LongTensor (N, context_length)`: SOT first, EOT last, zero padding;
 - `vocab_size`, `context_length`, `sot_token_id`, `eot_token_id`, `pad_token_id`, `kind` ("bpe" | "template");
 - `text_cfg`: the open_clip text_cfg entries the text tower needs (vocab_size, context_length, pool_type, ...);
-- `training_text(report_text, epoch, seed, key)`: the text to train on for this report in this epoch;
+- `training_text(report_text, rng)`: the text of one training sample of this report, drawn from `rng`;
 - `evaluation_texts(report_text)`: the texts whose embeddings (averaged with `report_embedding`) represent it.
 
 See docs/tokenizers.md.

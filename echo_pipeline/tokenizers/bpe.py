@@ -4,9 +4,11 @@ The tokenizer is open_clip's `SimpleTokenizer` with the BPE merges bundled in th
 downloaded. A report (~500 BPE tokens) is cut into sentence-aligned windows of at most context_length - 2
 tokens (SOT and EOT take the other two):
 
-- training: `training_snippet` picks one window per (report, epoch), a different one each epoch until all
-  have been used, deterministic in (key, epoch, seed). Windows start at every sentence, so the model sees each
-  sentence in several contexts;
+- training: `training_snippet` draws, for each training sample, a random set of the report's sentences that
+  fits the context, kept in report order: every snippet mixes sentences from all sections instead of being
+  one contiguous window, most of which (header, valves, comments) say nothing an A4C frame shows. The draw
+  is a function of the generator passed in (the trainer's, per seed, epoch and clip); measured in
+  docs/training.md;
 - evaluation: `evaluation_texts` lists the windows that partition the report in order; a report's embedding
   is the mean of their L2-normalised embeddings, normalised again (`report_embedding`), so every sentence of
   the report counts, not only the first 75 tokens.
@@ -14,7 +16,6 @@ tokens (SOT and EOT take the other two):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -77,37 +78,22 @@ def bpe_snippets(report_text: str, context_length: int = DEFAULT_CONTEXT_LENGTH)
     return [" ".join(w) for w in windows]
 
 
-def candidate_windows(report_text: str, context_length: int = DEFAULT_CONTEXT_LENGTH) -> list[str]:
-    """Training windows, one per starting sentence (duplicates dropped): sentences from the start onwards
-    while they fit; a window that reaches the report's end is filled up with the sentences before it."""
+def training_snippet(report_text: str, rng: np.random.Generator,
+                     context_length: int = DEFAULT_CONTEXT_LENGTH) -> str:
+    """One training text: the report's sentences in a random order drawn from `rng`, each taken while it
+    still fits in context_length - 2 BPE tokens (one that does not is skipped, later shorter ones may still
+    fit), joined in report order. Empty report -> ""."""
     budget = context_length - 2
     pieces = _pieces(report_text, budget)
-    windows: dict[tuple[int, int], None] = {}
-    for start in range(len(pieces)):
-        lo, hi, used = start, start, 0
-        while hi < len(pieces) and used + pieces[hi][1] <= budget:
-            used += pieces[hi][1]
-            hi += 1
-        if hi == start:  # a single word over budget still forms a window of its own
-            hi, used = start + 1, pieces[start][1]
-        while hi == len(pieces) and lo > 0 and used + pieces[lo - 1][1] <= budget:
-            lo -= 1
-            used += pieces[lo][1]
-        windows[(lo, hi)] = None
-    return [" ".join(p for p, _ in pieces[lo:hi]) for lo, hi in windows]
-
-
-def training_snippet(report_text: str, epoch: int, seed: int, key: str,
-                     context_length: int = DEFAULT_CONTEXT_LENGTH) -> str:
-    """The window to train on in `epoch`: a seeded permutation of `candidate_windows` per (seed, key) walked
-    one step per epoch (re-shuffled after each full pass). `key` is the report id. Empty report -> ""."""
-    windows = candidate_windows(report_text, context_length)
-    if not windows:
-        return ""
-    cycle, position = divmod(int(epoch), len(windows))
-    digest = hashlib.sha256(f"bpe-snippet\0{seed}\0{key}\0{cycle}".encode()).digest()
-    order = np.random.default_rng(int.from_bytes(digest[:8], "big")).permutation(len(windows))
-    return windows[int(order[position])]
+    order = rng.permutation(len(pieces))
+    chosen, used = [], 0
+    for index in order:
+        if used + pieces[index][1] <= budget:
+            chosen.append(int(index))
+            used += pieces[index][1]
+    if pieces and not chosen:  # only a single word longer than the context: the tokenizer cuts it
+        chosen = [int(order[0])]
+    return " ".join(pieces[i][0] for i in sorted(chosen))
 
 
 def evaluation_texts(report_text: str, context_length: int = DEFAULT_CONTEXT_LENGTH) -> list[str]:
@@ -144,8 +130,8 @@ class BpeTokenizer:
         """(N, context_length) ids: SOT, BPE tokens truncated keeping EOT last, zero padding."""
         return self._tok(texts if isinstance(texts, str) else list(texts), context_length or self.context_length)
 
-    def training_text(self, report_text: str, epoch: int, seed: int, key: str) -> str:
-        return training_snippet(report_text, epoch, seed, key, self.context_length)
+    def training_text(self, report_text: str, rng: np.random.Generator) -> str:
+        return training_snippet(report_text, rng, self.context_length)
 
     def evaluation_texts(self, report_text: str) -> list[str]:
         return evaluation_texts(report_text, self.context_length)

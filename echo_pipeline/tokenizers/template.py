@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import torch
 
@@ -155,7 +156,7 @@ class TemplateTokenizer:
             values.append(value)
         return values, pos
 
-    def training_text(self, report_text: str, epoch: int, seed: int, key: str) -> str:
+    def training_text(self, report_text: str, rng: np.random.Generator) -> str:
         """The text to train on: the whole report (it fits the context, unlike BPE; see bpe.training_snippet)."""
         return report_text
 

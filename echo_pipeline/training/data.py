@@ -78,34 +78,34 @@ def whole_report(report: str, epoch: int, rng: np.random.Generator | None) -> st
 
 class PolicyTextSampler:
     """Text sampler backed by a project tokenizer's text policy (echo_pipeline.tokenizers): for BPE a
-    per-report seeded walk over 75-token sentence-aligned windows, one step per epoch; for the template
-    tokenizer the whole report. The report text's digest is the key, so every clip of a study sees the
-    same snippet in a given epoch.
+    random set of the report's sentences fitting 75 tokens; for the template tokenizer the whole report.
+
+    The draw comes from the dataset's generator of (seed, epoch, clip), so the clips of one study train on
+    different snippets in the same epoch: with one snippet per study, two of its clips in a batch would
+    carry identical texts, each the other's negative with the same target (measured in docs/training.md).
     """
 
-    def __init__(self, policy, seed: int):
+    def __init__(self, policy):
         self.policy = policy
-        self.seed = seed
 
     def __call__(self, report: str, epoch: int, rng: np.random.Generator | None) -> str:
         if rng is None:
             return self.policy.evaluation_texts(report)[0]
-        key = hashlib.sha256(report.encode("utf-8")).hexdigest()[:16]
-        return self.policy.training_text(report, epoch, self.seed, key)
+        return self.policy.training_text(report, rng)
 
     def evaluation_texts(self, report: str) -> list[str]:
         """All texts that represent the report at evaluation (every BPE window)."""
         return list(self.policy.evaluation_texts(report))
 
 
-def default_text_sampler(tokenizer, tokenizer_kind: str, context_length: int, seed: int = 0) -> TextSampler:
+def default_text_sampler(tokenizer, tokenizer_kind: str, context_length: int) -> TextSampler:
     """The tokenizer's own policy when it has one (echo_pipeline.tokenizers); else, for any other BPE
     tokenizer (e.g. open_clip's), the project's BPE window policy; else whole reports."""
     if hasattr(tokenizer, "training_text") and hasattr(tokenizer, "evaluation_texts"):
-        return PolicyTextSampler(tokenizer, seed)
+        return PolicyTextSampler(tokenizer)
     if tokenizer_kind == "bpe":
         from echo_pipeline.tokenizers import make_tokenizer
-        return PolicyTextSampler(make_tokenizer("bpe", context_length=context_length), seed)
+        return PolicyTextSampler(make_tokenizer("bpe", context_length=context_length))
     return whole_report
 
 

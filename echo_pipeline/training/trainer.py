@@ -152,7 +152,7 @@ def train_clip(
     try:
         _setup_runtime(config, ctx)
         return _train(config, cfg, ctx, run_dir, train_pairs, val_pairs, tokenizer,
-                      text_sampler or default_text_sampler(tokenizer, cfg.tokenizer, cfg.context_length, cfg.seed),
+                      text_sampler or default_text_sampler(tokenizer, cfg.tokenizer, cfg.context_length),
                       report)
     finally:
         torch.use_deterministic_algorithms(prev_deterministic)
