@@ -70,9 +70,10 @@ def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
         train["epochs"] = pipeline.settings.train_epochs
     config = {"train": train, "pairs": "pairs.parquet", "tokenizer": _tokenizer_spec(pipeline, variant),
               "events": "events.jsonl"}
-    # Same pairs and settings → same run folder, so a re-run resumes (or finds the run finished); anything
-    # else trains afresh beside it instead of tripping over a checkpoint of another run.
-    run_key = hashlib.sha256(json.dumps([config, pairs.to_pylist()], sort_keys=True).encode()).hexdigest()[:12]
+    # Same pairs, settings and training version → same run folder, so a re-run resumes (or finds the run
+    # finished); anything else trains afresh beside it instead of reusing a run that older code trained.
+    run_key = hashlib.sha256(json.dumps([TRAINING_VERSION, config, pairs.to_pylist()],
+                                        sort_keys=True).encode()).hexdigest()[:12]
     run_dir = registry.variant_dir(store, variant) / f"run-{run_key}"
     run_dir.mkdir(parents=True, exist_ok=True)
     config["train"]["out_dir"] = str(run_dir)

@@ -324,6 +324,23 @@ def test_training_snippet_is_random_sentences_in_report_order_that_fill_the_cont
     assert training_snippet("", np.random.default_rng(0)) == "" and evaluation_texts("") == [""]
 
 
+def test_template_training_text_keeps_about_half_the_sentences_in_order_and_evaluates_whole(corpus, tokenizer):
+    text = corpus[0]["text"]
+    sentences = split_sentences(text)
+    rng = np.random.default_rng(3)
+    texts = [tokenizer.training_text(text, rng) for _ in range(50)]
+    assert texts[:5] == [tokenizer.training_text(text, r) for r in [np.random.default_rng(3)] for _ in range(5)]
+    shares = []
+    for t in texts:
+        kept = t.split("\n")
+        positions = [sentences.index(k) for k in kept]  # whole report sentences ...
+        assert positions == sorted(positions)  # ... in report order
+        shares.append(len(kept) / len(sentences))
+    assert 0.4 < np.mean(shares) < 0.6 and len(set(texts)) == len(texts)
+    assert tokenizer(texts[0]).shape == (1, 77)  # still encodes through the template path
+    assert tokenizer.evaluation_texts(text) == [text]
+
+
 def test_report_embedding_is_the_normalised_mean_of_normalised_windows():
     x = np.array([[3.0, 0.0], [0.0, 0.5]])
     np.testing.assert_allclose(report_embedding(x), [np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-6)

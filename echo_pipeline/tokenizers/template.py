@@ -17,11 +17,13 @@ import pyarrow as pa
 import torch
 
 from echo_pipeline.tokenizers import layout as L
-from echo_pipeline.tokenizers.normalise import normalised_sentences
+from echo_pipeline.tokenizers.normalise import normalised_sentences, split_sentences
 from echo_pipeline.tokenizers.vocabulary import TemplateVocabulary, merge_pair
 
 DEFAULT_CONTEXT_LENGTH = 77
 UNKNOWN_SENTENCE_TEXT = "<UNK_SENTENCE>"
+#: Share of a report's sentences a training text keeps (`TemplateTokenizer.training_text`).
+TRAINING_SENTENCE_KEEP = 0.5
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,13 @@ class TemplateTokenizer:
         return values, pos
 
     def training_text(self, report_text: str, rng: np.random.Generator) -> str:
-        """The text to train on: the whole report (it fits the context, unlike BPE; see bpe.training_snippet)."""
-        return report_text
+        """One training text: each sentence of the report kept with probability `TRAINING_SENTENCE_KEEP`
+        (at least one), in report order, one per line. The whole report fits the context, but on a small
+        cohort the model then memorises each report's unique header numbers (height, weight, blood pressure)
+        instead of the findings; dropping sentences makes that lookup unreliable (docs/training.md)."""
+        sentences = split_sentences(report_text)
+        kept = [s for s in sentences if rng.random() < TRAINING_SENTENCE_KEEP]
+        return "\n".join(kept or sentences[:1])
 
     def evaluation_texts(self, report_text: str) -> list[str]:
         """Texts whose embeddings represent a report at evaluation: the whole report, once."""

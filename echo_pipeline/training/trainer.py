@@ -38,8 +38,9 @@ from echo_pipeline.training.schedule import lr_at, warmup_length
 
 log = logging.getLogger(__name__)
 
-#: Bump when a change alters what training produces from the same inputs.
-TRAINING_VERSION = "1"
+#: Bump when a change alters what training produces from the same inputs (2: BPE sentence snippets per clip).
+#: It is the clip_model asset's code version and part of its run folder key, so older runs are not reused.
+TRAINING_VERSION = "2"
 
 
 @dataclass
