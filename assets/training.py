@@ -116,7 +116,8 @@ def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
         "history": dg.MetadataValue.json(history),
         "curves": line_plot_markdown(
             [h["epoch"] for h in history],
-            {"train loss": [h["train_loss"] for h in history], "validation MCMRR": [h["mcmrr"] for h in history]},
+            {"train loss": [h["train_loss"] for h in history], "validation MCMRR": [h["mcmrr"] for h in history],
+             "selection (mean of 3 epochs)": [h.get("selection_mcmrr", h["mcmrr"]) for h in history]},
             title=f"clip_model[{variant}]", xlabel="epoch",
         ),
     })

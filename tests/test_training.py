@@ -30,7 +30,7 @@ from echo_pipeline.training.model_factory import (build_model, load_trained_mode
                                                   register_model_configs, save_hub_layout)
 from echo_pipeline.training.presets import TrainConfig, resolve_config
 from echo_pipeline.training.schedule import lr_at, warmup_length
-from echo_pipeline.training.trainer import mcmrr, train_clip
+from echo_pipeline.training.trainer import mcmrr, selection_score, train_clip
 
 REPO = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
@@ -199,6 +199,16 @@ def test_hub_layout_loads_offline_and_never_unpickles(tmp_path, monkeypatch):
         load_trained_model(bin_dir)
 
 
+def test_selection_score_averages_the_last_epochs_so_a_single_noise_dip_does_not_win():
+    # Shaped like the demo's template run: a dip at epoch 5, then a plateau below the dip's neighbours.
+    history = [36.8, 33.9, 34.9, 35.1, 27.6, 31.7, 31.4, 31.1, 29.6, 31.9, 30.1, 29.3, 28.7, 30.4]
+    scores = [selection_score(history[:i + 1], 3) for i in range(len(history))]
+    assert scores[0] == 36.8 and scores[1] == pytest.approx((36.8 + 33.9) / 2)
+    assert scores[4] == pytest.approx((34.9 + 35.1 + 27.6) / 3)
+    assert int(np.argmin(scores)) + 1 == 13  # epoch 13, not the dip at epoch 5
+    assert int(np.argmin([selection_score(history[:i + 1], 1) for i in range(len(history))])) + 1 == 5
+
+
 def test_training_lowers_loss_and_keeps_the_best_verified_epoch(data, full_run):
     train, _ = data
     result, events = full_run
@@ -218,7 +228,11 @@ def test_training_lowers_loss_and_keeps_the_best_verified_epoch(data, full_run):
     assert after < before - 0.5
     cards = {d.name: ckpt.verify_checkpoint(d) for d in ckpt.checkpoint_dirs(result.run_dir)}
     assert sorted(cards) == ["epoch-0001", "epoch-0002", "epoch-0003"]
-    best_name = min(cards, key=lambda n: (cards[n]["metrics"]["mcmrr"], n))
+    history = [cards[n]["metrics"]["mcmrr"] for n in sorted(cards)]
+    assert cards["epoch-0003"]["val_mcmrr_history"] == history
+    for i, name in enumerate(sorted(cards)):  # the mean of up to 3 epochs ending at each
+        assert cards[name]["metrics"]["selection_mcmrr"] == pytest.approx(np.mean(history[max(0, i - 2):i + 1]))
+    best_name = min(cards, key=lambda n: (cards[n]["metrics"]["selection_mcmrr"], n))
     assert ckpt.read_best(result.run_dir).name == best_name == result.best_checkpoint.name
     card = cards["epoch-0003"]
     assert card["files"][ckpt.WEIGHTS_FILE] == file_sha256(result.last_checkpoint / ckpt.WEIGHTS_FILE)

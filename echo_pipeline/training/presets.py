@@ -110,6 +110,10 @@ class TrainConfig:
     #: Recompute activations in the backward pass: less GPU memory for batch 1,024, ~30 % more compute.
     grad_checkpointing: bool = False
     log_every_steps: int = 50
+    #: The model passed on is the epoch with the lowest mean validation MCMRR over the `selection_window`
+    #: epochs ending at it (1 = the plain lowest epoch). On a small validation set single-epoch MCMRR is
+    #: noisy and the plain minimum picks noise dips (docs/training.md, "Validation and the model passed on").
+    selection_window: int = 3
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,8 @@ def resolve_config(config: TrainConfig, tokenizer_text_cfg: dict | None = None) 
             f"training config: lr={resolved.lr} is outside (0, {MAX_SAFE_LR}]; higher rates collapsed "
             "in earlier runs — lower lr"
         )
+    if config.selection_window < 1:
+        raise InputContractError(f"training config: selection_window={config.selection_window} must be >= 1")
     if resolved.epochs < 1 or resolved.batch_size < 1:
         raise InputContractError(
             f"training config: epochs={resolved.epochs} and batch_size={resolved.batch_size} must be >= 1"

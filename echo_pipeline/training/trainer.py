@@ -38,9 +38,10 @@ from echo_pipeline.training.schedule import lr_at, warmup_length
 
 log = logging.getLogger(__name__)
 
-#: Bump when a change alters what training produces from the same inputs (2: BPE sentence snippets per clip).
+#: Bump when a change alters what training produces from the same inputs (2: BPE sentence snippets per clip;
+#: 3: the model passed on is chosen by a 3-epoch mean of validation MCMRR).
 #: It is the clip_model asset's code version and part of its run folder key, so older runs are not reused.
-TRAINING_VERSION = "2"
+TRAINING_VERSION = "3"
 
 
 @dataclass
@@ -95,6 +96,13 @@ def embed_reports(model, texts_per_report: Sequence[Sequence[str]], tokenizer: T
             chunks.append(model.encode_text(tokens, normalize=True).float())
     per_report = torch.split(torch.cat(chunks), [len(texts) for texts in texts_per_report])
     return torch.nn.functional.normalize(torch.stack([e.sum(0) for e in per_report]), dim=-1)
+
+
+def selection_score(val_mcmrr_history: Sequence[float], window: int) -> float:
+    """What picks the model passed on: the mean of the last `window` validation MCMRRs (all of them while
+    fewer epochs have run). Lower is better; ties keep the earlier epoch."""
+    recent = list(val_mcmrr_history)[-window:]
+    return float(sum(recent) / len(recent))
 
 
 def _optimizer(model: torch.nn.Module, cfg: ResolvedConfig) -> torch.optim.AdamW:
@@ -187,6 +195,7 @@ class _Session:
         self.total_steps = steps_per_epoch * cfg.epochs
         self.warmup = warmup_length(self.total_steps, cfg.warmup_steps, cfg.warmup_fraction)
         self.start_epoch, self.step, self.best, self.last = 1, 0, None, None
+        self.val_history: list[float] = []  # validation MCMRR per finished epoch, for `selection_score`
 
         torch.manual_seed(cfg.seed)
         self.model, self.model_cfg = build_model(cfg.model_name, text_cfg=cfg.text_cfg,
@@ -231,6 +240,7 @@ class _Session:
         if self.on_cuda and "cuda" in state.rng_state:
             torch.cuda.set_rng_state(state.rng_state["cuda"], self.device)
         self.start_epoch, self.step, self.best = state.epoch + 1, state.step, state.card.get("best")
+        self.val_history = list(state.card.get("val_mcmrr_history", []))
         self.last = ckpt_dir
         if self.ctx.is_main and self.best:  # a kill between checkpoint and pointer may have left it stale
             ckpt.write_best(self.run_dir, self.run_dir / "checkpoints" / self.best["checkpoint"], self.best["epoch"],
@@ -276,15 +286,19 @@ class _Session:
         text_emb = embed_reports(self.model, self.val_texts, self.tokenizer, context_length=self.cfg.context_length,
                                  batch_size=self.cfg.batch_size, device=self.device, autocast=self.autocast)
         metrics = mcmrr(image_emb, text_emb)
-        is_best = self.best is None or metrics["mcmrr"] < self.best["mcmrr"]
+        self.val_history.append(metrics["mcmrr"])
+        metrics["selection_mcmrr"] = selection_score(self.val_history, self.config.selection_window)
+        is_best = self.best is None or metrics["selection_mcmrr"] < self.best.get("selection_mcmrr",
+                                                                                  self.best["mcmrr"])
         if is_best:
-            self.best = {"epoch": epoch, "checkpoint": ckpt.checkpoint_name(epoch), "mcmrr": metrics["mcmrr"]}
+            self.best = {"epoch": epoch, "checkpoint": ckpt.checkpoint_name(epoch), "mcmrr": metrics["mcmrr"],
+                         "selection_mcmrr": metrics["selection_mcmrr"]}
         epoch_metrics = dict(metrics, **train_metrics)
         card = {"preset": self.cfg.preset, "config": self.cfg.to_dict(), "run_key": self.run_key,
                 "data": self.data, "code_version": CODE_VERSION, "training_version": TRAINING_VERSION,
                 "torch_version": torch.__version__, "open_clip_version": open_clip.__version__,
                 "world_size": self.ctx.world_size, "total_steps": self.total_steps, "warmup_steps": self.warmup,
-                "metrics": epoch_metrics, "best": self.best,
+                "metrics": epoch_metrics, "best": self.best, "val_mcmrr_history": list(self.val_history),
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self.last = ckpt.save_checkpoint(
             self.run_dir, epoch, model_state=self.model.state_dict(), model_cfg=self.model_cfg,
