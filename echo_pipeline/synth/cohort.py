@@ -97,6 +97,11 @@ def _render_all(plan: CohortPlan, root: Path, workers: int, progress: bool) -> N
         with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
             for _ in pool.imap_unordered(_write_clip_star, jobs, chunksize=4):
                 bar.update()
+            # Let idle workers exit on their end-of-work sentinel. Leaving it to the with-block's terminate()
+            # hung a test run: terminate() stops workers with SIGTERM, and a process started with SIGTERM
+            # ignored (nohup-style launchers) passes that on, so a worker waiting on the queue lock never died.
+            pool.close()
+            pool.join()
     bar.close()
 
 
