@@ -121,6 +121,20 @@ def _run(args: argparse.Namespace) -> int:
 _CONSOLE_LOG_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
+def _open_instance():
+    """The DAGSTER_HOME instance, or an ephemeral one without DAGSTER_HOME. Opening a new home creates its
+    SQLite tables; two runs started together on one would both create them and one fails ("table runs
+    already exists"), so the opening happens under a lock file in the home folder."""
+    import dagster as dg
+
+    from echo_pipeline.locks import exclusive_lock
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    with exclusive_lock(Path(home) / ".echo-pipeline-instance.lock"):
+        return dg.DagsterInstance.get()
+
+
 def materialize_graph(settings, selection: list[str] | None) -> bool:
     """Materialize the selected assets (and everything upstream of them) in dependency order.
 
@@ -141,7 +155,7 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
         remaining = set(wanted.resolve(graph))
     except dg.DagsterInvalidSubsetError as error:
         raise SystemExit(f"echo-pipeline run: --select names an unknown asset ({error})") from error
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = _open_instance()
     # Observing first records the inputs' data versions that this run consumes, so the UI later marks as
     # stale exactly what a changed input or code version affects (not everything, for lack of a baseline).
     print("==> observing inputs (dicom_root, reports_file, view_labels_file)", flush=True)

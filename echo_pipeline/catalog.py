@@ -12,7 +12,6 @@ tables without touching the catalog file at all.
 
 from __future__ import annotations
 
-import fcntl
 import re
 import time
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from typing import Iterator
 import duckdb
 
 from echo_pipeline.errors import CatalogError
+from echo_pipeline.locks import exclusive_lock
 from echo_pipeline.storage import DataRoot
 
 _PLACEHOLDER = re.compile(r"\{dataset:([a-z0-9_]+)\}")
@@ -115,19 +115,8 @@ def open_reader(data_root: DataRoot) -> duckdb.DuckDBPyConnection:
 
 def publish(data_root: DataRoot) -> list[str]:
     """(Re)create every available view in the catalog file; returns the view names."""
-    with _exclusive_lock(data_root.catalog_path), _connect_writable(data_root.catalog_path) as con:
+    with exclusive_lock(data_root.catalog_path.with_suffix(".lock")), _connect_writable(data_root.catalog_path) as con:
         return create_views(con, data_root, temporary=False)
-
-
-@contextmanager
-def _exclusive_lock(db_path: Path) -> Iterator[None]:
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(db_path.with_suffix(".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
