@@ -117,7 +117,7 @@ def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
         "curves": line_plot_markdown(
             [h["epoch"] for h in history],
             {"train loss": [h["train_loss"] for h in history], "validation MCMRR": [h["mcmrr"] for h in history],
-             "selection (mean of 3 epochs)": [h.get("selection_mcmrr", h["mcmrr"]) for h in history]},
+             "selection score (docs/training.md)": [h["selection_mcmrr"] for h in history]},
             title=f"clip_model[{variant}]", xlabel="epoch",
         ),
     })

@@ -115,7 +115,8 @@ def open_reader(data_root: DataRoot) -> duckdb.DuckDBPyConnection:
 
 def publish(data_root: DataRoot) -> list[str]:
     """(Re)create every available view in the catalog file; returns the view names."""
-    with exclusive_lock(data_root.catalog_path.with_suffix(".lock")), _connect_writable(data_root.catalog_path) as con:
+    lock = exclusive_lock(data_root.catalog_path.with_suffix(".lock"))
+    with lock, _connect_writable(data_root.catalog_path) as con:
         return create_views(con, data_root, temporary=False)
 
 

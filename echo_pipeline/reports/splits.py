@@ -3,8 +3,8 @@
 Each patient's split is a pure function of (seed, patient_key): a hash mapped to [0, 1) and cut at the
 cumulative fractions. Adding patients therefore never moves an existing patient, and the same seed and the
 same pseudonymisation key (patient_key is a keyed hash, echo_pipeline.privacy) give the same split on any
-machine; a data root that creates a new random key gets another split. Studies without a patient key are grouped by their own UID (their patient is
-unknown, so no leak can be detected for them either way).
+machine; a data root that creates a new random key gets another split. Studies without a patient key are
+grouped by their own UID (their patient is unknown, so no leak can be detected for them either way).
 """
 
 from __future__ import annotations

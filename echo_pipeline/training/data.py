@@ -78,7 +78,8 @@ def whole_report(report: str, epoch: int, rng: np.random.Generator | None) -> st
 
 class PolicyTextSampler:
     """Text sampler backed by a project tokenizer's text policy (echo_pipeline.tokenizers): for BPE a
-    random set of the report's sentences fitting 75 tokens; for the template tokenizer the whole report.
+    random set of the report's sentences fitting 75 tokens; for the template tokenizer each sentence kept
+    with probability 0.5.
 
     The draw comes from the dataset's generator of (seed, epoch, clip), so the clips of one study train on
     different snippets in the same epoch: with one snippet per study, two of its clips in a batch would
@@ -100,7 +101,7 @@ class PolicyTextSampler:
 
 def default_text_sampler(tokenizer, tokenizer_kind: str, context_length: int) -> TextSampler:
     """The tokenizer's own policy when it has one (echo_pipeline.tokenizers); else, for any other BPE
-    tokenizer (e.g. open_clip's), the project's BPE window policy; else whole reports."""
+    tokenizer (e.g. open_clip's), the project's BPE policy; else whole reports."""
     if hasattr(tokenizer, "training_text") and hasattr(tokenizer, "evaluation_texts"):
         return PolicyTextSampler(tokenizer)
     if tokenizer_kind == "bpe":
