@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from echo_pipeline.evaluation.ranks import retrieval_ranks
+from echo_pipeline.metrics.ranks import retrieval_ranks
 
 
 def ranks_by_argsort(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:

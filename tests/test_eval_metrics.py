@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 
 from echo_pipeline.errors import EvaluationError, InputContractError
-from echo_pipeline.evaluation import (
+from echo_pipeline.evaluation import binary_truths, load_prompts, regression_truths, sample_prompt_rows
+from echo_pipeline.metrics import (
     binary_metrics,
-    binary_truths,
     bootstrap_auc,
     bootstrap_ci,
-    load_prompts,
     mcmrr,
     metrics_from_pairs,
     pair_similarities,
@@ -24,19 +23,17 @@ from echo_pipeline.evaluation import (
     predict_from_similarities,
     recall_at_k,
     regression_metrics,
-    regression_truths,
     retrieval_metrics,
     retrieval_ranks,
     roc_auc,
     sample_pairs,
-    sample_prompt_rows,
     top_fraction_count,
     training_mean_baseline,
     weighted_auc,
     youden_operating_point,
     zero_shot_scores,
 )
-from echo_pipeline.evaluation.patient_identification import (
+from echo_pipeline.metrics.patient_identification import (
     PAIR_DIFFERENT_PATIENT,
     PAIR_SAME_PATIENT_OTHER_DATE,
     PAIR_SAME_PATIENT_SAME_DAY,

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from echo_pipeline import metrics
 from echo_pipeline.errors import InputContractError
-from echo_pipeline import evaluation as suite_core
 from echo_pipeline.evaluation import echonet, suite
 from echo_pipeline.evaluation import tables as T
 from echo_pipeline.evaluation.cohort import EvalCohort, retrieval_sample
@@ -425,9 +425,9 @@ def test_blockwise_scoring_equals_the_metric_core_clip_by_clip():
         frames[i, k:] = 0
     values = np.arange(0.0, 101.0)
     prompt = EmbeddedPromptSet(None, _unit(rng.normal(size=(101, 16))), values)
-    expected = [suite_core.predict_from_embeddings(frames[i:i + 1, :k], prompt.embeddings, values)[0]
+    expected = [metrics.predict_from_embeddings(frames[i:i + 1, :k], prompt.embeddings, values)[0]
                 for i, k in enumerate(n_frames)]
     np.testing.assert_array_equal(suite.predict_values(frames, n_frames, prompt), expected)
     binary = EmbeddedPromptSet(None, _unit(rng.normal(size=(3, 16))), np.empty(0))
-    scores = [suite_core.zero_shot_scores(frames[i:i + 1, :k], binary.embeddings)[0] for i, k in enumerate(n_frames)]
+    scores = [metrics.zero_shot_scores(frames[i:i + 1, :k], binary.embeddings)[0] for i, k in enumerate(n_frames)]
     np.testing.assert_allclose(suite.score_binary(frames, n_frames, binary), scores, rtol=1e-12)

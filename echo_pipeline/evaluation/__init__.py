@@ -1,29 +1,17 @@
-"""Evaluation metrics: pure functions over NumPy arrays (no model code, no orchestration).
+"""The evaluation run: loads a model variant, embeds (or reads the stored embeddings of) the test cohort,
+scores it with `echo_pipeline.metrics`, and returns every eval_* table and figure (no Dagster).
 
-- `ranks`: cross-modal retrieval ranks, recall@k, MCMRR.
-- `classification`: zero-shot prompt scores, ROC AUC, Youden operating point.
-- `regression`: the paper's top-20 % median rule for LVEF/PASP, MAE, threshold AUCs, mean baseline.
-- `patient_identification`: same-patient AUC and similarity by pair type.
-- `bootstrap`: seeded percentile confidence intervals (generic and vectorised AUC).
-- `prompts`: the versioned prompts file and the truth vectors of its tasks.
+- `run`: `evaluate_variant`, one variant end to end (trained, random-init reference, training-mean baseline).
+- `cohort`: what an evaluation runs on: the test split's masked clips, their reports and labels.
+- `model_embeddings`: stored embeddings of the trained model, on-the-fly ones of the reference model.
+- `prompts`, `prompt_sets`: the versioned prompts file, the truth vectors of its tasks, embedded prompt sets.
+- `suite`: one model scored on one cohort, from arrays, into the eval_* rows.
+- `tables`: results as eval_* rows; `plots`: the figures as PNG bytes; `echonet`: external LVEF validation.
+
+The metrics themselves (ranks, AUC, the regression rule, bootstrap) live one floor down in
+`echo_pipeline.metrics`, shared with training's validation.
 """
 
-from echo_pipeline.evaluation.bootstrap import BootstrapResult, bootstrap_auc, bootstrap_ci, weighted_auc
-from echo_pipeline.evaluation.classification import (
-    PAPER_FRAME_INDICES,
-    OperatingPoint,
-    binary_metrics,
-    roc_auc,
-    youden_operating_point,
-    zero_shot_scores,
-)
-from echo_pipeline.evaluation.patient_identification import (
-    PairSample,
-    metrics_from_pairs,
-    pair_similarities,
-    patient_identification_metrics,
-    sample_pairs,
-)
 from echo_pipeline.evaluation.prompts import (
     DEFAULT_PROMPTS_PATH,
     PromptsFile,
@@ -33,56 +21,13 @@ from echo_pipeline.evaluation.prompts import (
     regression_truths,
     sample_prompt_rows,
 )
-from echo_pipeline.evaluation.ranks import (
-    mcmrr,
-    recall_at_k,
-    retrieval_metrics,
-    retrieval_metrics_from_ranks,
-    retrieval_ranks,
-)
-from echo_pipeline.evaluation.regression import (
-    LVEF_THRESHOLDS,
-    mean_absolute_error,
-    predict_from_embeddings,
-    predict_from_similarities,
-    regression_metrics,
-    top_fraction_count,
-    training_mean_baseline,
-)
 
 __all__ = [
     "DEFAULT_PROMPTS_PATH",
-    "LVEF_THRESHOLDS",
-    "PAPER_FRAME_INDICES",
-    "BootstrapResult",
-    "OperatingPoint",
-    "PairSample",
     "PromptsFile",
     "TaskTruth",
-    "binary_metrics",
     "binary_truths",
-    "bootstrap_auc",
-    "bootstrap_ci",
     "load_prompts",
-    "mcmrr",
-    "mean_absolute_error",
-    "metrics_from_pairs",
-    "pair_similarities",
-    "patient_identification_metrics",
-    "predict_from_embeddings",
-    "predict_from_similarities",
-    "recall_at_k",
-    "regression_metrics",
     "regression_truths",
-    "retrieval_metrics",
-    "retrieval_metrics_from_ranks",
-    "retrieval_ranks",
-    "roc_auc",
-    "sample_pairs",
     "sample_prompt_rows",
-    "top_fraction_count",
-    "training_mean_baseline",
-    "weighted_auc",
-    "youden_operating_point",
-    "zero_shot_scores",
 ]

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 import numpy as np  # noqa: E402
 
-from echo_pipeline.evaluation.classification import roc_auc  # noqa: E402
+from echo_pipeline.metrics.classification import roc_auc  # noqa: E402
 
 DPI = 80
 

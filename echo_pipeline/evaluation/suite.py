@@ -16,13 +16,13 @@ import pandas as pd
 
 from echo_pipeline.errors import EvaluationError
 from echo_pipeline.evaluation import tables as T
-from echo_pipeline.evaluation.classification import zero_shot_scores
 from echo_pipeline.evaluation.cohort import EvalCohort, retrieval_sample, training_means
-from echo_pipeline.evaluation.patient_identification import pair_similarities, sample_pairs
 from echo_pipeline.evaluation.prompt_sets import EmbeddedPromptSet, PromptSet
 from echo_pipeline.evaluation.prompts import PromptsFile, binary_truths, regression_truths
-from echo_pipeline.evaluation.ranks import retrieval_ranks
-from echo_pipeline.evaluation.regression import predict_from_similarities, top_fraction_count
+from echo_pipeline.metrics.classification import zero_shot_scores
+from echo_pipeline.metrics.patient_identification import pair_similarities, sample_pairs
+from echo_pipeline.metrics.ranks import retrieval_ranks
+from echo_pipeline.metrics.regression import predict_from_similarities, top_fraction_count
 
 #: Clips scored per block (bounds the float64 copies of frame embeddings: 2,048 × 20 × 512 × 8 B ≈ 168 MB,
 #: and the regression similarities: 2,048 × 20 × 101 × 8 B ≈ 33 MB).

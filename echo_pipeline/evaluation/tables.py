@@ -17,11 +17,11 @@ import pandas as pd
 import pyarrow as pa
 
 from echo_pipeline import CODE_VERSION as _PACKAGE_VERSION
-from echo_pipeline.evaluation.bootstrap import N_RESAMPLES, bootstrap_auc, bootstrap_ci
-from echo_pipeline.evaluation.classification import binary_metrics
-from echo_pipeline.evaluation.patient_identification import PAIR_DIFFERENT_PATIENT, PAIR_TYPE_NAMES
-from echo_pipeline.evaluation.ranks import mcmrr, recall_at_k
-from echo_pipeline.evaluation.regression import mean_absolute_error
+from echo_pipeline.metrics.bootstrap import N_RESAMPLES, bootstrap_auc, bootstrap_ci
+from echo_pipeline.metrics.classification import binary_metrics
+from echo_pipeline.metrics.patient_identification import PAIR_DIFFERENT_PATIENT, PAIR_TYPE_NAMES
+from echo_pipeline.metrics.ranks import mcmrr, recall_at_k
+from echo_pipeline.metrics.regression import mean_absolute_error
 from echo_pipeline.schemas import TABLES
 
 #: Bump when a metric row of the same embeddings and prompts would change.

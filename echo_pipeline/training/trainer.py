@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from echo_pipeline import CODE_VERSION
 from echo_pipeline.errors import CheckpointError, InputContractError
-from echo_pipeline.evaluation import ranks
+from echo_pipeline.metrics import ranks
 from echo_pipeline.training import checkpoint as ckpt
 from echo_pipeline.training import ddp
 from echo_pipeline.training.data import (ClipFrameDataset, TextSampler, Tokenizer, TrainPair, as_pairs,
@@ -60,7 +60,7 @@ class TrainResult:
 def mcmrr(image_emb: torch.Tensor, text_emb: torch.Tensor) -> dict:
     """Mean cross-modal retrieval rank of paired embeddings (row i ↔ row i), with its two halves.
 
-    The ranks are the evaluation's own (echo_pipeline.evaluation.ranks): validation and the test tables
+    The ranks are the evaluation's own (echo_pipeline.metrics.ranks): validation and the test tables
     count ties and chunk the products the same way. Rows are re-normalised in float32 first, since under
     bf16 autocast the model's own normalisation is only good to ~1e-2.
     """

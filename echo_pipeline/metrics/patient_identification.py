@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from echo_pipeline.errors import EvaluationError
-from echo_pipeline.evaluation.classification import roc_auc
+from echo_pipeline.metrics.classification import roc_auc
 
 PAIR_DIFFERENT_PATIENT = 0
 PAIR_SAME_PATIENT_OTHER_DATE = 1

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from echo_pipeline.errors import EvaluationError
-from echo_pipeline.evaluation.classification import roc_auc
+from echo_pipeline.metrics.classification import roc_auc
 
 #: Clips processed per similarity block: 256 clips × 20 frames × 101 values × 8 bytes ≈ 4 MB.
 DEFAULT_CHUNK_CLIPS = 256

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from echo_pipeline.errors import EvaluationError
-from echo_pipeline.evaluation.classification import as_score_vector, as_truth_vector, roc_auc
+from echo_pipeline.metrics.classification import as_score_vector, as_truth_vector, roc_auc
 
 N_RESAMPLES = 1000
 CONFIDENCE = 0.95
