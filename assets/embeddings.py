@@ -9,11 +9,11 @@ import os
 import time
 
 import dagster as dg
-import torch
 
 from assets.common import publish_catalog
 from assets.partitions import MODEL_VARIANTS
 from echo_pipeline import catalog, embeddings
+from echo_pipeline.devices import resolve_device
 from echo_pipeline.embeddings import ClipEmbedder, EmbeddingStore, embed_new, embed_reports
 from echo_pipeline.errors import IndexIntegrityError
 from echo_pipeline.search import CLIPS, KINDS, REPORTS, IndexConfig, verify_index
@@ -47,10 +47,6 @@ def index_config(config: IndexBuildConfig) -> IndexConfig:
     return IndexConfig(kind=kind, nlist=config.nlist or None, nprobe=config.nprobe)
 
 
-def _device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def _read(pipeline: PipelineResource, sql: str, needs: set[str]):
     missing = needs - set(catalog.available_views(pipeline.store))
     if missing:
@@ -81,7 +77,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     variant, store = context.partition_key, pipeline.store
     record = registry.read_record(store, variant)
     clips = _read(pipeline, variants.MASKED_CLIPS_SQL, {"masked_clips"})
-    device = _device(config.device)
+    device = resolve_device(config.device)
     embedder = ClipEmbedder(registry.load_model(record), device=device, batch_frames=config.batch_frames,
                             num_workers=config.num_workers)
     started = time.perf_counter()
@@ -113,7 +109,8 @@ def report_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig
     record = registry.read_record(store, variant)
     table = _read(pipeline, variants.LINKED_REPORTS_SQL, {"reports", "report_links"})
     reports = list(zip(table.column("report_id").to_pylist(), table.column("report_text").to_pylist()))
-    model, tokenizer, device = registry.load_model(record), registry.load_tokenizer(record), _device(config.device)
+    model, tokenizer = registry.load_model(record), registry.load_tokenizer(record)
+    device = resolve_device(config.device)
     started = time.perf_counter()
     summary = embed_new(
         EmbeddingStore(store, variants.REPORT_TABLE, record.model_id), variants.report_partition(variant), reports,

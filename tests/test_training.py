@@ -29,7 +29,7 @@ from echo_pipeline.training.data import (ClipFrameDataset, TrainPair, default_te
 from echo_pipeline.training.model_factory import (build_model, load_trained_model, model_config,
                                                   register_model_configs, save_hub_layout)
 from echo_pipeline.training.presets import TrainConfig, resolve_config
-from echo_pipeline.training.schedule import lr_at, warmup_length
+from echo_pipeline.lr_schedule import lr_at, warmup_length
 from echo_pipeline.training.trainer import mcmrr, selection_score, train_clip
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,15 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from echo_pipeline.devices import resolve_device
 from echo_pipeline.embeddings import (ClipEmbedder, ClipEmbeddings, ClipItem, EmbeddingStore, embed_reports,
                                       embed_texts)
 from echo_pipeline.evaluation.prompt_sets import Encoder
 from echo_pipeline.storage import DataRoot
-
-
-def resolve_device(name: str) -> str:
-    """"auto" → "cuda" when a GPU is visible, else "cpu"; other names unchanged."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 def _store_rows(store: EmbeddingStore, partitions: Sequence[str] | None, ids: Sequence[str]) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import pydicom
 import torch
 
 from echo_pipeline import catalog, masking
+from echo_pipeline.devices import resolve_device
 from echo_pipeline.embeddings import EmbeddingStore
 from echo_pipeline.errors import InputContractError, SearchIndexError
 from echo_pipeline.ingest.header import region_bounds
@@ -57,10 +58,6 @@ class ClipHit:
     sop_instance_uid: str
     study_instance_uid: str | None
     relative_path: str | None
-
-
-def _device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 def masked_frames_from_dicom(path: Path, size: int = masking.OUTPUT_SIZE) -> np.ndarray:
@@ -97,7 +94,7 @@ class Searcher:
         self.store = DataRoot(Path(data_root))
         if not self.store.path.is_dir():
             raise InputContractError(f"data root {self.store.path}: does not exist; pass --data-root of a pipeline run")
-        self.variant, self.device = variant, _device(device)
+        self.variant, self.device = variant, resolve_device(device)
         self.record = registry.read_record(self.store, variant)
         self.video_dir = index_dir(self.store, VIDEO_INDEX, variant)
         self.report_dir = index_dir(self.store, REPORT_INDEX, variant)

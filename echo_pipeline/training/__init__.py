@@ -1,4 +1,7 @@
-"""CLIP training core: presets, model factory, data, schedule, checkpoints, trainer (no Dagster).
+"""CLIP training core: presets, model factory, data, checkpoints, trainer (no Dagster).
+
+Below it: `echo_pipeline.metrics` (validation MCMRR), `echo_pipeline.lr_schedule` (warm-up + cosine),
+`echo_pipeline.devices`, `echo_pipeline.tokenizers`; nothing here imports evaluation or search.
 
 Entry points: `train_clip(TrainConfig(...), train_pairs, val_pairs, tokenizer, report=...)` in a
 process, or `python -m echo_pipeline.training.train_cli --config run.json` (also under torchrun).

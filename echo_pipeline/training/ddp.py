@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from echo_pipeline.devices import resolve_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -33,8 +35,8 @@ class DistContext:
 
 
 def pick_device(preference: str, local_rank: int = 0) -> torch.device:
-    """"auto" → CUDA (this rank's GPU) when available, else CPU; "cpu"/"cuda" as asked."""
-    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
+    """This rank's device: `resolve_device(preference)`, where CUDA means this rank's own GPU."""
+    if resolve_device(preference) == "cpu":
         return torch.device("cpu")
     return torch.device("cuda", local_rank)
 

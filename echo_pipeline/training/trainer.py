@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from echo_pipeline import CODE_VERSION
 from echo_pipeline.errors import CheckpointError, InputContractError
+from echo_pipeline.lr_schedule import lr_at, warmup_length
 from echo_pipeline.metrics import ranks
 from echo_pipeline.training import checkpoint as ckpt
 from echo_pipeline.training import ddp
@@ -34,7 +35,6 @@ from echo_pipeline.training.data import (ClipFrameDataset, TextSampler, Tokenize
                                          normalize_images, pairs_fingerprint)
 from echo_pipeline.training.model_factory import build_model
 from echo_pipeline.training.presets import ResolvedConfig, TrainConfig, resolve_config
-from echo_pipeline.training.schedule import lr_at, warmup_length
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from echo_pipeline.errors import DicomDecodeError, InputContractError
+from echo_pipeline.lr_schedule import lr_at, warmup_length
 from echo_pipeline.schemas import VIEW_TRAINING_CLIPS
 from echo_pipeline.views import metrics
 from echo_pipeline.views.frames import SamplingSpec, load_clip
@@ -30,6 +30,7 @@ from echo_pipeline.views.model import PIXEL_MEAN, PIXEL_STD, ModelSpec, build_mo
 
 Progress = Callable[[str], None]
 _BLACK = -PIXEL_MEAN / PIXEL_STD  # a black pixel after to_input
+WARMUP_SHARE = 0.25  # the learning rate warms up over the first quarter of the steps
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,10 @@ def _fit(model: nn.Module, pixels: np.ndarray, labels: np.ndarray, config: Train
     loss_fn = nn.NLLLoss(weight=torch.as_tensor(weights, dtype=torch.float32))
     steps_per_epoch = -(-clips // clips_per_batch)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(config.epochs * steps_per_epoch))
+    total_steps = config.epochs * steps_per_epoch
+    warmup = warmup_length(total_steps, None, WARMUP_SHARE)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: lr_at(step, base_lr=1.0, warmup_steps=warmup, total_steps=total_steps))
     targets = torch.as_tensor(labels)
     for epoch in range(config.epochs):
         model.train()
@@ -227,18 +231,6 @@ def _fit(model: nn.Module, pixels: np.ndarray, labels: np.ndarray, config: Train
             total += loss.item() * len(batch)
         if progress:
             progress(f"view classifier epoch {epoch + 1}/{config.epochs}: mean loss {total / clips:.4f}")
-
-
-def _warmup_cosine(total_steps: int, warmup_share: float = 0.25) -> Callable[[int], float]:
-    """Learning-rate factor: linear warm-up over the first quarter of the steps, then cosine decay to 0."""
-    warmup = max(1, round(warmup_share * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
-
-    return factor
 
 
 def _augment(inputs: torch.Tensor, rng: np.random.Generator, config: TrainConfig) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """Learning-rate schedule: linear warm-up, then cosine decay to zero.
 
-A pure function of the step, so resuming only needs the step count (no scheduler object to pickle).
+A pure function of the step, so resuming only needs the step count (no scheduler object to pickle). The one
+copy of the rule: CLIP training (`training.trainer`) and the view classifier (`views.train`, as a LambdaLR
+factor with base_lr 1) both use it, which is why it sits below both packages.
 """
 
 from __future__ import annotations
