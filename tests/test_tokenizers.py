@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from echo_pipeline import schemas
-from echo_pipeline.errors import VocabularyError
+from echo_pipeline.errors import EmbeddingError, VocabularyError
+from echo_pipeline.pooling import pool_texts
 from echo_pipeline.synth.report_text import render_report
 from echo_pipeline.tokenizers import (
     BpeTokenizer,
@@ -30,7 +31,6 @@ from echo_pipeline.tokenizers import (
     make_tokenizer,
     normalise_sentence,
     normalised_sentences,
-    report_embedding,
     save_vocabulary,
     split_sentences,
     template_token_rows,
@@ -342,8 +342,12 @@ def test_template_training_text_keeps_about_half_the_sentences_in_order_and_eval
 
 
 def test_report_embedding_is_the_normalised_mean_of_normalised_windows():
-    x = np.array([[3.0, 0.0], [0.0, 0.5]])
-    np.testing.assert_allclose(report_embedding(x), [np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-6)
+    x = np.array([[3.0, 0.0], [0.0, 0.5], [0.0, 2.0]])
+    pooled = pool_texts(x, [2, 1])
+    np.testing.assert_allclose(pooled, [[np.sqrt(0.5), np.sqrt(0.5)], [0.0, 1.0]], rtol=1e-6)
+    assert pooled.dtype == np.float32
+    with pytest.raises(EmbeddingError):
+        pool_texts(x, [3, 0])  # a report with no text has no embedding
 
 
 # --- tables -------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ files located by the `clip_embeddings` / `report_embeddings` id tables and embed
 from echo_pipeline import CODE_VERSION as _PACKAGE_VERSION
 from echo_pipeline.embeddings.compute import (
     FRAME_COUNT, FRAME_STRIDE, ClipEmbedder, ClipEmbeddings, ClipItem, ReportEmbeddings, embed_reports,
-    embed_texts, l2_normalise, load_clip_frames, model_fingerprint, model_image_size, select_frame_indices,
+    embed_texts, load_clip_frames, model_fingerprint, model_image_size, select_frame_indices,
 )
 from echo_pipeline.embeddings.store import EmbeddingStore, UpdateSummary, embed_new, model_key, pending_items
 
@@ -17,7 +17,7 @@ CODE_VERSION = f"{_PACKAGE_VERSION}+embeddings.{EMBEDDINGS_VERSION}"
 
 __all__ = [
     "CODE_VERSION", "FRAME_COUNT", "FRAME_STRIDE", "ClipEmbedder", "ClipEmbeddings", "ClipItem", "EmbeddingStore",
-    "ReportEmbeddings", "UpdateSummary", "embed_new", "embed_reports", "embed_texts", "l2_normalise",
+    "ReportEmbeddings", "UpdateSummary", "embed_new", "embed_reports", "embed_texts",
     "load_clip_frames", "model_fingerprint", "model_image_size", "model_key", "pending_items",
     "select_frame_indices",
 ]

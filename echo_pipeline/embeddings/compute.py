@@ -3,7 +3,7 @@
 Every vector returned here is L2-normalised float32. A clip is represented by the paper's frames (the first
 20 at stride 2: 0, 2, …, 38; fewer when the clip is shorter) and by its clip embedding, the normalised mean of
 those frame embeddings. A report may be encoded as several texts (snippets); its embedding is the normalised
-mean of the snippets' normalised embeddings.
+mean of the snippets' normalised embeddings (`echo_pipeline.pooling`).
 
 Speed: frames are read from memory-mapped .npy files (only the selected frames are touched), resized on the
 CPU only when the model wants another size, and sent to the device as uint8 NHWC — 4× fewer bytes than float —
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from echo_pipeline.errors import EmbeddingError
+from echo_pipeline.pooling import l2_normalise, pool_texts
 
 #: The paper's frames: the first FRAME_COUNT frames at stride FRAME_STRIDE (0, 2, …, 38).
 FRAME_COUNT = 20
@@ -39,15 +40,6 @@ R = TypeVar("R")
 def select_frame_indices(n_frames: int, count: int = FRAME_COUNT, stride: int = FRAME_STRIDE) -> np.ndarray:
     """Indices 0, stride, 2·stride, … below ``n_frames``, at most ``count`` of them (empty for an empty clip)."""
     return np.arange(0, min(n_frames, count * stride), stride, dtype=np.int64)
-
-
-def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``x / ‖x‖`` along ``axis`` in float32; refuses zero or non-finite vectors instead of returning NaN."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=axis, keepdims=True)
-    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
-        raise EmbeddingError("cannot normalise a zero or non-finite embedding; the model or its input is broken")
-    return x / norms
 
 
 @dataclass(frozen=True)
@@ -295,7 +287,8 @@ def embed_texts(model: torch.nn.Module, tokenizer: Callable, texts: Sequence[str
 def embed_reports(model: torch.nn.Module, tokenizer: Callable, reports: Iterable[tuple[str, R]],
                   texts_for: Callable[[R], list[str]], *, device: str | torch.device = "cpu",
                   batch_size: int = 256, context_length: int | None = None) -> ReportEmbeddings:
-    """Embed each (report id, report) as the normalised mean of its snippets' normalised embeddings.
+    """Embed each (report id, report) as the normalised mean of its snippets' normalised embeddings
+    (`echo_pipeline.pooling.pool_texts`).
 
     ``texts_for(report)`` gives the report's texts (one whole report for a template tokenizer, several
     snippets for BPE). A report with no non-empty text goes to ``failed``.
@@ -315,7 +308,4 @@ def embed_reports(model: torch.nn.Module, tokenizer: Callable, reports: Iterable
     per_text = embed_texts(model, tokenizer, texts, device=device, batch_size=batch_size,
                            context_length=context_length)
     n_texts = np.asarray(counts, dtype=np.int32)
-    # Each report's snippets are consecutive rows, so one reduceat sums them all.
-    sums = np.add.reduceat(per_text.astype(np.float64), np.concatenate([[0], np.cumsum(n_texts)[:-1]]), axis=0)
-    return ReportEmbeddings(ids=ids, embeddings=l2_normalise(sums / n_texts[:, None]), n_texts=n_texts,
-                            failed=failed)
+    return ReportEmbeddings(ids=ids, embeddings=pool_texts(per_text, n_texts), n_texts=n_texts, failed=failed)

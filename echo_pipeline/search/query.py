@@ -17,6 +17,7 @@ import torch
 
 from echo_pipeline.embeddings.compute import ClipEmbedder, embed_texts
 from echo_pipeline.errors import SearchIndexError
+from echo_pipeline.pooling import pool_texts
 from echo_pipeline.search.index import MANIFEST_FILE, LoadedIndex, load_index
 
 CLIPS = "clips"
@@ -70,8 +71,7 @@ def embed_query_text(model: torch.nn.Module, tokenizer: Callable, text: str | li
                      device: str | torch.device = "cpu") -> np.ndarray:
     """Unit-norm (D,) embedding of a query text; a list of texts is averaged (like report snippets)."""
     texts = [text] if isinstance(text, str) else list(text)
-    mean = embed_texts(model, tokenizer, texts, device=device).mean(axis=0)
-    return mean / np.linalg.norm(mean)
+    return pool_texts(embed_texts(model, tokenizer, texts, device=device), [len(texts)])[0]
 
 
 def embed_query_clip(model: torch.nn.Module, frames: np.ndarray, *, device: str | torch.device = "cpu",

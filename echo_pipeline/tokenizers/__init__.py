@@ -6,7 +6,8 @@ Both tokenizers returned by `make_tokenizer` offer:
 - `vocab_size`, `context_length`, `sot_token_id`, `eot_token_id`, `pad_token_id`, `kind` ("bpe" | "template");
 - `text_cfg`: the open_clip text_cfg entries the text tower needs (vocab_size, context_length, pool_type, ...);
 - `training_text(report_text, rng)`: the text of one training sample of this report, drawn from `rng`;
-- `evaluation_texts(report_text)`: the texts whose embeddings (averaged with `report_embedding`) represent it.
+- `evaluation_texts(report_text)`: the texts whose embeddings (pooled by `echo_pipeline.pooling.pool_texts`)
+  represent it.
 
 See docs/tokenizers.md.
 """
@@ -21,7 +22,6 @@ from echo_pipeline.tokenizers.bpe import (
     bpe_snippets,
     bpe_token_rows,
     evaluation_texts,
-    report_embedding,
     training_snippet,
 )
 from echo_pipeline.tokenizers.normalise import normalise_sentence, normalised_sentences, split_sentences
@@ -46,7 +46,7 @@ def make_tokenizer(kind: str, vocabulary_path: Path | None = None, context_lengt
 __all__ = [
     "TOKENIZER_KINDS", "BpeTokenizer", "EncodedReport", "TemplateTokenizer", "TemplateVocabulary", "bpe_length",
     "bpe_snippets", "bpe_token_rows", "evaluation_texts", "learn_vocabulary", "load_vocabulary", "make_tokenizer",
-    "normalise_sentence", "normalised_sentences", "report_embedding", "save_vocabulary", "split_sentences",
+    "normalise_sentence", "normalised_sentences", "save_vocabulary", "split_sentences",
     "template_token_rows", "tokenizer_stats", "training_snippet",
 ]
 

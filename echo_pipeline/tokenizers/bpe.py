@@ -10,8 +10,8 @@ tokens (SOT and EOT take the other two):
   is a function of the generator passed in (the trainer's, per seed, epoch and clip); measured in
   docs/training.md;
 - evaluation: `evaluation_texts` lists the windows that partition the report in order; a report's embedding
-  is the mean of their L2-normalised embeddings, normalised again (`report_embedding`), so every sentence of
-  the report counts, not only the first 75 tokens.
+  is the mean of their L2-normalised embeddings, normalised again (`echo_pipeline.pooling.pool_texts`, the
+  one place that rule lives), so every sentence of the report counts, not only the first 75 tokens.
 """
 
 from __future__ import annotations
@@ -97,16 +97,8 @@ def training_snippet(report_text: str, rng: np.random.Generator,
 
 
 def evaluation_texts(report_text: str, context_length: int = DEFAULT_CONTEXT_LENGTH) -> list[str]:
-    """All windows of the report (`bpe_snippets`), to be embedded and averaged with `report_embedding`."""
+    """All windows of the report (`bpe_snippets`), to be embedded and pooled with `pooling.pool_texts`."""
     return bpe_snippets(report_text, context_length) or [""]
-
-
-def report_embedding(window_embeddings: np.ndarray) -> np.ndarray:
-    """One report's embedding from its windows' (n_windows, dim): mean of L2-normalised rows, normalised."""
-    x = np.asarray(window_embeddings, dtype=np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-    mean = x.mean(axis=0)
-    return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
 
 
 class BpeTokenizer:

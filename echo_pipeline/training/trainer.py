@@ -28,6 +28,7 @@ from echo_pipeline import CODE_VERSION
 from echo_pipeline.errors import CheckpointError, InputContractError
 from echo_pipeline.lr_schedule import lr_at, warmup_length
 from echo_pipeline.metrics import ranks
+from echo_pipeline.pooling import pool_texts
 from echo_pipeline.training import checkpoint as ckpt
 from echo_pipeline.training import ddp
 from echo_pipeline.training.data import (ClipFrameDataset, TextSampler, Tokenizer, TrainPair, as_pairs,
@@ -86,16 +87,15 @@ def embed_images(model, loader, device: torch.device, autocast) -> torch.Tensor:
 @torch.no_grad()
 def embed_reports(model, texts_per_report: Sequence[Sequence[str]], tokenizer: Tokenizer, *, context_length: int,
                   batch_size: int, device: torch.device, autocast) -> torch.Tensor:
-    """One embedding per report: the mean of its texts' L2-normalised embeddings, normalised again."""
+    """One embedding per report, pooled from its texts' as stored reports are (`pooling.pool_texts`)."""
     model.eval()
     flat = [t for texts in texts_per_report for t in texts]
     chunks = []
     for s in range(0, len(flat), batch_size):
         tokens = tokenizer(flat[s:s + batch_size], context_length=context_length).to(device)
         with autocast():
-            chunks.append(model.encode_text(tokens, normalize=True).float())
-    per_report = torch.split(torch.cat(chunks), [len(texts) for texts in texts_per_report])
-    return torch.nn.functional.normalize(torch.stack([e.sum(0) for e in per_report]), dim=-1)
+            chunks.append(model.encode_text(tokens).float().cpu())
+    return torch.from_numpy(pool_texts(torch.cat(chunks).numpy(), [len(texts) for texts in texts_per_report]))
 
 
 def selection_score(val_mcmrr_history: Sequence[float], window: int) -> float:
