@@ -38,6 +38,7 @@ from echo_pipeline.tokenizers import (
     training_snippet,
 )
 from echo_pipeline.tokenizers import layout as L
+from echo_pipeline.tokenizers.protocol import EvaluationTexts, ReportTokenizer, TextPolicy
 from echo_pipeline.tokenizers.layout import templatise
 
 SEVERITIES = ("none", "mild", "moderate", "severe")
@@ -373,6 +374,17 @@ def test_token_tables_and_stats(corpus, tokenizer, vocabulary):
     assert table[("template", "test")]["sentence_coverage"] >= 0.99
     assert table[("bpe", "all")]["n_reports"] == len(corpus) and table[("bpe", "all")]["fit_share"] == 0.0
     assert table[("bpe", "all")]["sentence_coverage"] is None
+
+
+def test_both_tokenizers_satisfy_the_protocol_and_a_bare_open_clip_tokenizer_does_not(tokenizer):
+    from open_clip.tokenizer import SimpleTokenizer
+
+    for project in (make_tokenizer("bpe"), tokenizer):
+        assert isinstance(project, ReportTokenizer) and project.kind in ("bpe", "template")
+        assert project.text_cfg["context_length"] == project.context_length
+    bare = SimpleTokenizer()  # tokenizes, but brings no text policy: training falls back to the BPE policy
+    assert not isinstance(bare, TextPolicy) and not isinstance(bare, EvaluationTexts)
+    assert not isinstance(bare, ReportTokenizer)
 
 
 def test_make_tokenizer_refuses_unknown_kinds():

@@ -1,6 +1,6 @@
 """Report tokenizers: CLIP BPE (EchoCLIP) and the learned template tokenizer (EchoCLIP-R), behind one interface.
 
-Both tokenizers returned by `make_tokenizer` offer:
+Both tokenizers returned by `make_tokenizer` satisfy `protocol.ReportTokenizer`:
 
 - `tokenizer(texts, context_length=None) -> LongTensor (N, context_length)`: SOT first, EOT last, zero padding;
 - `vocab_size`, `context_length`, `sot_token_id`, `eot_token_id`, `pad_token_id`, `kind` ("bpe" | "template");
@@ -25,6 +25,7 @@ from echo_pipeline.tokenizers.bpe import (
     training_snippet,
 )
 from echo_pipeline.tokenizers.normalise import normalise_sentence, normalised_sentences, split_sentences
+from echo_pipeline.tokenizers.protocol import EvaluationTexts, ReportTokenizer, TextPolicy
 from echo_pipeline.tokenizers.stats import tokenizer_stats
 from echo_pipeline.tokenizers.template import EncodedReport, TemplateTokenizer, template_token_rows
 from echo_pipeline.tokenizers.vocabulary import TemplateVocabulary, learn_vocabulary, load_vocabulary, save_vocabulary
@@ -32,7 +33,7 @@ from echo_pipeline.tokenizers.vocabulary import TemplateVocabulary, learn_vocabu
 TOKENIZER_KINDS = ("bpe", "template")
 
 
-def make_tokenizer(kind: str, vocabulary_path: Path | None = None, context_length: int = 77):
+def make_tokenizer(kind: str, vocabulary_path: Path | None = None, context_length: int = 77) -> ReportTokenizer:
     """A BpeTokenizer ("bpe") or a TemplateTokenizer ("template", reading `vocabulary_path`)."""
     if kind == "bpe":
         return BpeTokenizer(context_length)
@@ -44,7 +45,8 @@ def make_tokenizer(kind: str, vocabulary_path: Path | None = None, context_lengt
 
 
 __all__ = [
-    "TOKENIZER_KINDS", "BpeTokenizer", "EncodedReport", "TemplateTokenizer", "TemplateVocabulary", "bpe_length",
+    "TOKENIZER_KINDS", "BpeTokenizer", "EncodedReport", "EvaluationTexts", "ReportTokenizer", "TemplateTokenizer",
+    "TemplateVocabulary", "TextPolicy", "bpe_length",
     "bpe_snippets", "bpe_token_rows", "evaluation_texts", "learn_vocabulary", "load_vocabulary", "make_tokenizer",
     "normalise_sentence", "normalised_sentences", "save_vocabulary", "split_sentences",
     "template_token_rows", "tokenizer_stats", "training_snippet",

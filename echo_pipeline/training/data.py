@@ -23,6 +23,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from echo_pipeline.errors import InputContractError
+from echo_pipeline.tokenizers.protocol import EvaluationTexts, TextPolicy
 
 #: `tokenizer(texts, context_length=77) -> LongTensor (N, context_length)` (open_clip's signature).
 Tokenizer = Callable[..., torch.Tensor]
@@ -86,7 +87,7 @@ class PolicyTextSampler:
     carry identical texts, each the other's negative with the same target (measured in docs/training.md).
     """
 
-    def __init__(self, policy):
+    def __init__(self, policy: TextPolicy):
         self.policy = policy
 
     def __call__(self, report: str, epoch: int, rng: np.random.Generator | None) -> str:
@@ -100,9 +101,10 @@ class PolicyTextSampler:
 
 
 def default_text_sampler(tokenizer, tokenizer_kind: str, context_length: int) -> TextSampler:
-    """The tokenizer's own policy when it has one (echo_pipeline.tokenizers); else, for any other BPE
-    tokenizer (e.g. open_clip's), the project's BPE policy; else whole reports."""
-    if hasattr(tokenizer, "training_text") and hasattr(tokenizer, "evaluation_texts"):
+    """The tokenizer's own policy when it has one (a `tokenizers.protocol.TextPolicy`, as every project
+    tokenizer is); else, for any other BPE tokenizer (e.g. open_clip's), the project's BPE policy; else
+    whole reports."""
+    if isinstance(tokenizer, TextPolicy):
         return PolicyTextSampler(tokenizer)
     if tokenizer_kind == "bpe":
         from echo_pipeline.tokenizers import make_tokenizer
@@ -113,12 +115,13 @@ def default_text_sampler(tokenizer, tokenizer_kind: str, context_length: int) ->
 def evaluation_texts(text: str | tuple[str, ...], sampler: TextSampler) -> list[str]:
     """The texts whose mean embedding represents a report at validation.
 
-    Snippet tuples: all snippets. Whole reports: the sampler's `evaluation_texts` when it has them (all
-    BPE windows, so validation sees the whole report), else its fixed evaluation text.
+    Snippet tuples: all snippets. Whole reports: the sampler's `evaluation_texts` when it has them (an
+    `EvaluationTexts`, as `PolicyTextSampler` is: all BPE windows, so validation sees the whole report),
+    else its fixed evaluation text.
     """
     if not isinstance(text, str):
         return list(text) or [""]
-    if hasattr(sampler, "evaluation_texts"):
+    if isinstance(sampler, EvaluationTexts):
         return sampler.evaluation_texts(text) or [""]
     return [sampler(text, 0, None)]
 

@@ -29,6 +29,7 @@ from echo_pipeline.errors import CheckpointError, InputContractError
 from echo_pipeline.lr_schedule import lr_at, warmup_length
 from echo_pipeline.metrics import ranks
 from echo_pipeline.pooling import pool_texts
+from echo_pipeline.tokenizers.protocol import ReportTokenizer
 from echo_pipeline.training import checkpoint as ckpt
 from echo_pipeline.training import ddp
 from echo_pipeline.training.data import (ClipFrameDataset, TextSampler, Tokenizer, TrainPair, as_pairs,
@@ -147,11 +148,13 @@ def train_clip(
 ) -> TrainResult:
     """Train (or resume) the run in `config.out_dir`; return where its best checkpoint is.
 
+    `tokenizer` is a project `ReportTokenizer` (its `text_cfg` shapes the text tower, its text policy draws
+    the texts) or any open_clip-style callable (preset text tower; `default_text_sampler` picks the texts).
     `report(event)` receives one dict per finished epoch on rank 0 (Dagster Pipes hooks in here).
     Raises InputContractError for unusable inputs and CheckpointError when `out_dir` holds a
     different run.
     """
-    cfg = resolve_config(config, getattr(tokenizer, "text_cfg", None))
+    cfg = resolve_config(config, tokenizer.text_cfg if isinstance(tokenizer, ReportTokenizer) else None)
     train_pairs, val_pairs = as_pairs(train_pairs), as_pairs(val_pairs)
     if not val_pairs:
         raise InputContractError("training: the validation set is empty; best-epoch selection needs one")
