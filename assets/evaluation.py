@@ -7,8 +7,8 @@ numbers in the UI. What is measured and how: docs/evaluation.md.
 
 import dagster as dg
 
-from assets.common import publish_catalog
 from assets.partitions import MODEL_VARIANTS
+from assets.publishing import publish_catalog
 from echo_pipeline.evaluation import DEFAULT_PROMPTS_PATH, plots
 from echo_pipeline.evaluation import tables as T
 from echo_pipeline.evaluation.run import EvalSettings, evaluate_variant

@@ -76,7 +76,7 @@ _LOCK_TIMEOUT_S = 300.0
 
 
 def parquet_source(data_root: DataRoot, dataset: str) -> str:
-    glob = (data_root.dataset_dir(dataset) / "part-*.parquet").as_posix().replace("'", "''")
+    glob = data_root.partition_glob(dataset).as_posix().replace("'", "''")
     return f"read_parquet('{glob}', union_by_name = true)"
 
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from echo_pipeline.schemas import TABLES
 
 UNPARTITIONED = "all"
+PARTITION_PREFIX, PARTITION_SUFFIX = "part-", ".parquet"  # tables/<dataset>/part-<partition>.parquet
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,26 @@ class DataRoot:
         return self.path / "tables" / dataset
 
     def partition_file(self, dataset: str, partition: str = UNPARTITIONED) -> Path:
-        return self.dataset_dir(dataset) / f"part-{partition}.parquet"
+        return self.dataset_dir(dataset) / f"{PARTITION_PREFIX}{partition}{PARTITION_SUFFIX}"
+
+    def partition_glob(self, dataset: str) -> Path:
+        """A glob matching every partition file of ``dataset`` (what the catalog's views read)."""
+        return self.dataset_dir(dataset) / f"{PARTITION_PREFIX}*{PARTITION_SUFFIX}"
+
+    def partition_files(self, dataset: str, partition: str | None = None) -> list[Path]:
+        """The partition files of ``dataset``, sorted; with ``partition``, that partition's file and those of
+        its sub-partitions ``<partition>-<key>`` (a model variant's per-shard partitions). Temporary files of
+        a write in progress never match."""
+        if partition is None:
+            return sorted(self.dataset_dir(dataset).glob(f"{PARTITION_PREFIX}*{PARTITION_SUFFIX}"))
+        own = self.partition_file(dataset, partition)
+        subs = self.dataset_dir(dataset).glob(f"{PARTITION_PREFIX}{partition}-*{PARTITION_SUFFIX}")
+        return sorted({*([own] if own.is_file() else []), *subs})
+
+    @staticmethod
+    def partition_of(path: Path) -> str:
+        """The partition key a partition file holds (``part-bpe-00.parquet`` → ``bpe-00``)."""
+        return Path(path).name.removeprefix(PARTITION_PREFIX).removesuffix(PARTITION_SUFFIX)
 
     def array_dir(self, stage: str) -> Path:
         directory = self.path / "arrays" / stage
@@ -66,13 +86,13 @@ class DataRoot:
         if partition is not None:
             path = self.partition_file(dataset, partition)
             return pq.read_table(path) if path.exists() else None
-        files = sorted(self.dataset_dir(dataset).glob("part-*.parquet"))
+        files = self.partition_files(dataset)
         if not files:
             return None
         return pa.concat_tables([pq.read_table(f) for f in files])
 
     def has_dataset(self, dataset: str) -> bool:
-        return any(self.dataset_dir(dataset).glob("part-*.parquet"))
+        return bool(self.partition_files(dataset))
 
 
 def file_sha256(path: str | os.PathLike) -> str:
