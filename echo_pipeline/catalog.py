@@ -88,7 +88,7 @@ def view_sql(data_root: DataRoot, view: str) -> str:
 
 def available_views(data_root: DataRoot) -> list[str]:
     """Views whose datasets all exist on disk, in an order where a view follows the views it reads."""
-    tables_dir = data_root.path / "tables"
+    tables_dir = data_root.tables_dir
     datasets = sorted(p.name for p in tables_dir.iterdir() if p.is_dir()) if tables_dir.exists() else []
     present = {d for d in datasets if data_root.has_dataset(d)}
     views = [d for d in datasets if d in present and d not in HIDDEN_DATASETS and d not in VIEW_SQL]

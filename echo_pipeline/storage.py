@@ -7,6 +7,10 @@ Layout (documented in docs/tables.md):
       arrays/<stage>/...                          large arrays: masks, frames, embeddings, checkpoints
       echo.duckdb                                 the catalog users query (views over tables/)
 
+`DataRoot` is the one owner of these names: nothing else spells `part-*.parquet` or the root's top-level
+folders (a model variant's own files are named by `echo_pipeline.model_variants`, on top of `array_dir` and
+the partition methods; stored rows hold paths relative to the root).
+
 Every write goes to a temporary file first and is renamed into place, so a killed process leaves either the
 old file or the new one, never half of one.
 """
@@ -43,8 +47,13 @@ class DataRoot:
     def catalog_path(self) -> Path:
         return self.path / "echo.duckdb"
 
+    @property
+    def tables_dir(self) -> Path:
+        """tables/: one folder per dataset."""
+        return self.path / "tables"
+
     def dataset_dir(self, dataset: str) -> Path:
-        return self.path / "tables" / dataset
+        return self.tables_dir / dataset
 
     def partition_file(self, dataset: str, partition: str = UNPARTITIONED) -> Path:
         return self.dataset_dir(dataset) / f"{PARTITION_PREFIX}{partition}{PARTITION_SUFFIX}"

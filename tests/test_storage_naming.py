@@ -48,6 +48,7 @@ def test_a_variants_files_keep_the_documented_layout(tmp_path):
     assert model_variants.record_path(root, "bpe") == base / "clip_model" / "bpe" / "model.json"
     assert model_variants.run_dir(root, "template", "abc") == base / "clip_model" / "template" / "run-abc"
     assert model_variants.index_dir(root, model_variants.VIDEO_INDEX, "bpe") == base / "video_index" / "bpe"
+    assert model_variants.eval_plots_dir(root, "bpe") == base / "eval_plots" / "bpe"
     assert model_variants.clip_partition("bpe", "03") == "bpe-03"
     with pytest.raises(ValueError, match="unknown model variant 'x/../y'"):
         model_variants.index_dir(root, model_variants.REPORT_INDEX, "x/../y")

@@ -15,6 +15,7 @@ from echo_pipeline.storage import DataRoot
 MODEL_VARIANTS = ("bpe", "template")
 MODEL_STAGE = "clip_model"  # arrays/clip_model/<variant>/: the record and the training runs
 RECORD_FILE = "model.json"
+EVAL_PLOTS_STAGE = "eval_plots"
 
 VIDEO_INDEX = "video_index"
 REPORT_INDEX = "report_index"
@@ -49,6 +50,11 @@ def record_path(store: DataRoot, variant: str) -> Path:
 def run_dir(store: DataRoot, variant: str, run_key: str) -> Path:
     """The folder of one training run of ``variant`` (config, checkpoints, history), keyed by its inputs."""
     return variant_dir(store, variant) / f"run-{run_key}"
+
+
+def eval_plots_dir(store: DataRoot, variant: str) -> Path:
+    """arrays/eval_plots/<variant>/: the evaluation's figures of ``variant``'s model, as PNG files."""
+    return store.array_dir(EVAL_PLOTS_STAGE) / check_variant(variant)
 
 
 def index_dir(store: DataRoot, index: str, variant: str) -> Path:
