@@ -87,7 +87,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from echo_pipeline.search.cli import run_search
+    from echo_pipeline.search.searcher import run_search
 
     print(run_search(args.data_root, variant=args.variant, k=args.k, clip=args.clip, dicom=args.dicom,
                      text=args.text, device=args.device))

@@ -5,23 +5,22 @@ SCHEDULES and SENSORS; their jobs come with them.
 
 - `new_input_files` (sensor, every 5 minutes): fingerprints each shard of `dicom_root` (sha256 over the sorted
   relative path, size and mtime of its files — directory entries only, no file is opened) and the reports file
-  (size and mtime). Changed shards get an ingestion run; a changed reports file gets a reports run. The cursor
+  (size and mtime): `echo_pipeline.fingerprints.input_fingerprints`, the same shard fingerprint the
+  `dicom_root` observation records. Changed shards get an ingestion run; a changed reports file gets a reports run. The cursor
   keeps the last fingerprints, so an unchanged archive requests nothing.
 - `nightly_reembedding` (schedule, 02:00): per model variant, a run of the embeddings, the indexes and every
-  asset downstream of them (the evaluation tables) when `echo_pipeline.search.variants.staleness` finds new
+  asset downstream of them (the evaluation tables) when `echo_pipeline.model_variants.staleness` finds new
   clips or reports, a new model, or an index out of step; otherwise it skips and says so.
 """
 
-import hashlib
 import json
 
 import dagster as dg
 
 from assets.partitions import MODEL_VARIANTS
 from echo_pipeline.errors import InputContractError
-from echo_pipeline.ingest import scan_dicom_root
-from echo_pipeline.search.variants import staleness
-from echo_pipeline.settings import PipelineSettings
+from echo_pipeline.fingerprints import input_fingerprints
+from echo_pipeline.model_variants.staleness import staleness
 from echo_pipeline.sharding import configured_shard_count
 from resources import PipelineResource
 
@@ -42,27 +41,6 @@ reembedding_job = dg.define_asset_job(
         "clip_embeddings", "report_embeddings", "video_index", "report_index").downstream(),
     description="Embed new clips and reports of one model variant, refresh its indexes and everything downstream.",
 )
-
-
-def input_fingerprints(settings: PipelineSettings, n_shards: int) -> dict:
-    """{"shards": {shard: sha256 of its files' (path, size, mtime)}, "reports": "size:mtime_ns" or None}.
-
-    Shards without files are left out, so a first evaluation requests only shards that hold files.
-    """
-    shards = {}
-    for shard, files in scan_dicom_root(settings.dicom_root, n_shards).items():
-        if not files:
-            continue
-        digest = hashlib.sha256()
-        for f in files:
-            digest.update(f"{f.relative_path}\0{f.size}\0{f.mtime_ns}\n".encode())
-        shards[shard] = digest.hexdigest()
-    try:
-        stat = settings.reports_path.stat()
-        reports = f"{stat.st_size}:{stat.st_mtime_ns}"
-    except OSError:
-        reports = None
-    return {"shards": shards, "reports": reports}
 
 
 @dg.sensor(jobs=[ingestion_job, reports_job], minimum_interval_seconds=SENSOR_INTERVAL_S,

@@ -36,8 +36,7 @@ def _read(store: DataRoot, dataset: str, partition: str | None) -> pa.Table | No
     every partition when ``partition`` is None. None when nothing was written."""
     if partition is None:
         return store.read_table(dataset)
-    directory = store.dataset_dir(dataset)
-    files = sorted({*directory.glob(f"part-{partition}.parquet"), *directory.glob(f"part-{partition}-*.parquet")})
+    files = store.partition_files(dataset, partition)
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default") if files else None
 
 

@@ -10,15 +10,15 @@ import time
 
 import dagster as dg
 
-from assets.common import publish_catalog
 from assets.partitions import MODEL_VARIANTS
-from echo_pipeline import catalog, embeddings
+from assets.publishing import publish_catalog
+from echo_pipeline import catalog, embeddings, model_variants
 from echo_pipeline.devices import resolve_device
 from echo_pipeline.embeddings import ClipEmbedder, EmbeddingStore, embed_new, embed_reports
 from echo_pipeline.errors import IndexIntegrityError
 from echo_pipeline.search import CLIPS, KINDS, REPORTS, IndexConfig, verify_index
 from echo_pipeline.search import CODE_VERSION as INDEX_CODE_VERSION
-from echo_pipeline.search import variants
+from echo_pipeline.search import refresh
 from echo_pipeline.training import registry
 from resources import PipelineResource
 
@@ -54,7 +54,7 @@ def _read(pipeline: PipelineResource, sql: str, needs: set[str]):
     return catalog.open_reader(pipeline.store).sql(sql).to_arrow_table()
 
 
-def _summary_metadata(summary: embeddings.UpdateSummary, record: registry.ModelRecord, seconds: float,
+def _summary_metadata(summary: embeddings.UpdateSummary, record: model_variants.ModelRecord, seconds: float,
                       total_rows: int, unit: str, device: str) -> dict:
     return {
         "model_id": record.model_id, "checkpoint_sha256": record.checkpoint_sha256, "device": device,
@@ -75,13 +75,13 @@ def clip_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     """Every masked A4C clip embedded by the variant's model: frames 0, 2, …, 38 and their normalised mean.
     Vectors in .npy chunks under arrays/clip_embeddings/, located by this id table (one partition per shard)."""
     variant, store = context.partition_key, pipeline.store
-    record = registry.read_record(store, variant)
-    clips = _read(pipeline, variants.MASKED_CLIPS_SQL, {"masked_clips"})
+    record = model_variants.read_record(store, variant)
+    clips = _read(pipeline, model_variants.MASKED_CLIPS_SQL, {"masked_clips"})
     device = resolve_device(config.device)
     embedder = ClipEmbedder(registry.load_model(record), device=device, batch_frames=config.batch_frames,
                             num_workers=config.num_workers)
     started = time.perf_counter()
-    summary = variants.update_clip_embeddings(
+    summary = refresh.update_clip_embeddings(
         store, variant, record.model_id, clips, embedder, run_id=context.run.run_id,
         code_version=embeddings.CODE_VERSION, chunk_size=config.chunk_size,
         progress=lambda partition, done, total: context.log.info(f"{partition}: {done}/{total} new clips embedded"),
@@ -90,8 +90,8 @@ def clip_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     for clip_id, reason in summary.failed:
         context.log.warning(f"clip {clip_id} not embedded: {reason}")
     publish_catalog(pipeline)
-    stored = EmbeddingStore(store, variants.CLIP_TABLE, record.model_id)
-    total = sum(stored.rows(p).num_rows for p in variants.variant_partitions(store, variants.CLIP_TABLE, variant))
+    stored = EmbeddingStore(store, model_variants.CLIP_TABLE, record.model_id)
+    total = sum(stored.rows(p).num_rows for p in model_variants.variant_partitions(store, model_variants.CLIP_TABLE, variant))
     return dg.MaterializeResult(metadata={
         **_summary_metadata(summary, record, seconds, total, "clips", device), "masked_clips": clips.num_rows,
     })
@@ -106,14 +106,14 @@ def report_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig
     """Every report linked to a study, embedded by the variant's model as the normalised mean of the
     tokenizer's evaluation texts (77-token windows for BPE, the whole report for the template tokenizer)."""
     variant, store = context.partition_key, pipeline.store
-    record = registry.read_record(store, variant)
-    table = _read(pipeline, variants.LINKED_REPORTS_SQL, {"reports", "report_links"})
+    record = model_variants.read_record(store, variant)
+    table = _read(pipeline, model_variants.LINKED_REPORTS_SQL, {"reports", "report_links"})
     reports = list(zip(table.column("report_id").to_pylist(), table.column("report_text").to_pylist()))
     model, tokenizer = registry.load_model(record), registry.load_tokenizer(record)
     device = resolve_device(config.device)
     started = time.perf_counter()
     summary = embed_new(
-        EmbeddingStore(store, variants.REPORT_TABLE, record.model_id), variants.report_partition(variant), reports,
+        EmbeddingStore(store, model_variants.REPORT_TABLE, record.model_id), model_variants.report_partition(variant), reports,
         lambda chunk: embed_reports(model, tokenizer, chunk, tokenizer.evaluation_texts, device=device,
                                     batch_size=4 * config.batch_frames),
         id_of=lambda report: report[0], run_id=context.run.run_id, code_version=embeddings.CODE_VERSION,
@@ -124,8 +124,8 @@ def report_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig
     for report_id, reason in summary.failed:
         context.log.warning(f"report {report_id} not embedded: {reason}")
     publish_catalog(pipeline)
-    stored = EmbeddingStore(store, variants.REPORT_TABLE, record.model_id)
-    total = stored.rows(variants.report_partition(variant)).num_rows
+    stored = EmbeddingStore(store, model_variants.REPORT_TABLE, record.model_id)
+    total = stored.rows(model_variants.report_partition(variant)).num_rows
     return dg.MaterializeResult(metadata={
         **_summary_metadata(summary, record, seconds, total, "reports", device), "linked_reports": len(reports),
         "tokenizer": record.tokenizer,
@@ -135,14 +135,14 @@ def report_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig
 def _index(context: dg.AssetExecutionContext, config: IndexBuildConfig, pipeline: PipelineResource,
            index: str, table: str, content: str) -> dg.MaterializeResult:
     variant, store = context.partition_key, pipeline.store
-    record = registry.read_record(store, variant)
-    ids, vectors = variants.load_variant_vectors(store, table, variant, record.model_id)
+    record = model_variants.read_record(store, variant)
+    ids, vectors = refresh.load_variant_vectors(store, table, variant, record.model_id)
     if not ids:
         raise dg.Failure(f"no {table} of model {record.model_id} for variant {variant!r}; "
                          f"materialise {table}[{variant}] first")
-    directory = variants.index_dir(store, index, variant)
+    directory = model_variants.index_dir(store, index, variant)
     started = time.perf_counter()
-    manifest, action = variants.refresh_index(directory, ids, vectors, content=content, model_id=record.model_id,
+    manifest, action = refresh.refresh_index(directory, ids, vectors, content=content, model_id=record.model_id,
                                               config=index_config(config))
     context.log.info(f"{index}[{variant}]: {action}, {manifest['n_vectors']} vectors ({manifest['kind']})")
     metadata = {
@@ -162,7 +162,7 @@ def _index(context: dg.AssetExecutionContext, config: IndexBuildConfig, pipeline
 def video_index(context: dg.AssetExecutionContext, config: IndexBuildConfig,
                 pipeline: PipelineResource) -> dg.MaterializeResult:
     """FAISS index of the variant's clip embeddings (row → SOP Instance UID), with a sha256 manifest."""
-    return _index(context, config, pipeline, variants.VIDEO_INDEX, variants.CLIP_TABLE, CLIPS)
+    return _index(context, config, pipeline, model_variants.VIDEO_INDEX, model_variants.CLIP_TABLE, CLIPS)
 
 
 @dg.asset(partitions_def=MODEL_VARIANTS, group_name=GROUP, kinds={"faiss"}, deps=["report_embeddings"],
@@ -170,15 +170,15 @@ def video_index(context: dg.AssetExecutionContext, config: IndexBuildConfig,
 def report_index(context: dg.AssetExecutionContext, config: IndexBuildConfig,
                  pipeline: PipelineResource) -> dg.MaterializeResult:
     """FAISS index of the variant's report embeddings (row → report id), with a sha256 manifest."""
-    return _index(context, config, pipeline, variants.REPORT_INDEX, variants.REPORT_TABLE, REPORTS)
+    return _index(context, config, pipeline, model_variants.REPORT_INDEX, model_variants.REPORT_TABLE, REPORTS)
 
 
 def _verify(context: dg.AssetCheckExecutionContext, pipeline: PipelineResource, index: str) -> dg.AssetCheckResult:
     """Hash the index files of the run's variant (of every variant built, outside a partitioned run)."""
-    wanted = [context.partition_key] if context.has_partition_key else list(registry.MODEL_VARIANTS)
+    wanted = [context.partition_key] if context.has_partition_key else list(model_variants.MODEL_VARIANTS)
     checked, problems = {}, []
     for variant in wanted:
-        directory = variants.index_dir(pipeline.store, index, variant)
+        directory = model_variants.index_dir(pipeline.store, index, variant)
         if not context.has_partition_key and not directory.is_dir():
             continue
         try:
@@ -194,11 +194,11 @@ def _verify(context: dg.AssetCheckExecutionContext, pipeline: PipelineResource, 
                 description="The FAISS index and id files match the sha256 their manifest records.")
 def video_index_matches_manifest(context: dg.AssetCheckExecutionContext,
                                  pipeline: PipelineResource) -> dg.AssetCheckResult:
-    return _verify(context, pipeline, variants.VIDEO_INDEX)
+    return _verify(context, pipeline, model_variants.VIDEO_INDEX)
 
 
 @dg.asset_check(asset=report_index, blocking=True,
                 description="The FAISS index and id files match the sha256 their manifest records.")
 def report_index_matches_manifest(context: dg.AssetCheckExecutionContext,
                                   pipeline: PipelineResource) -> dg.AssetCheckResult:
-    return _verify(context, pipeline, variants.REPORT_INDEX)
+    return _verify(context, pipeline, model_variants.REPORT_INDEX)

@@ -7,8 +7,9 @@ numbers in the UI. What is measured and how: docs/evaluation.md.
 
 import dagster as dg
 
-from assets.common import publish_catalog
 from assets.partitions import MODEL_VARIANTS
+from assets.publishing import publish_catalog
+from echo_pipeline import model_variants
 from echo_pipeline.evaluation import DEFAULT_PROMPTS_PATH, plots
 from echo_pipeline.evaluation import tables as T
 from echo_pipeline.evaluation.run import EvalSettings, evaluate_variant
@@ -45,7 +46,7 @@ def _md_table(table, columns) -> str:
 def _figure_metadata(pipeline: PipelineResource, variant: str, figures: dict, names) -> dict:
     """Each figure saved as PNG under arrays/eval_plots/<variant>/ and shown inline."""
     out = {}
-    directory = pipeline.store.array_dir("eval_plots") / variant
+    directory = model_variants.eval_plots_dir(pipeline.store, variant)
     directory.mkdir(parents=True, exist_ok=True)
     for name in names:
         if name in figures:

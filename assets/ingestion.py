@@ -9,8 +9,8 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.common import counts_table, preview, publish_catalog
 from assets.partitions import SHARDS
+from assets.publishing import counts_table, preview, publish_catalog
 from echo_pipeline import ingest
 from echo_pipeline.sharding import configured_shard_count
 from resources import PipelineResource

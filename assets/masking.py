@@ -9,8 +9,8 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.common import counts_table, preview, publish_catalog
 from assets.partitions import SHARDS
+from assets.publishing import counts_table, preview, publish_catalog
 from echo_pipeline import catalog, masking
 from echo_pipeline.masking import clips, quality, sectors
 from resources import PipelineResource

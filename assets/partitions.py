@@ -8,9 +8,9 @@ re-shards every file, so treat it as a deployment setting.
 import dagster as dg
 
 from echo_pipeline.sharding import configured_shard_count, shard_names
-from echo_pipeline.training import registry
+from echo_pipeline.model_variants import MODEL_VARIANTS as VARIANT_NAMES
 
 SHARDS = dg.StaticPartitionsDefinition(shard_names(configured_shard_count()))
 
 #: The model and everything after it are per model variant (the tokenizer it trains with): "bpe", "template".
-MODEL_VARIANTS = dg.StaticPartitionsDefinition(list(registry.MODEL_VARIANTS))
+MODEL_VARIANTS = dg.StaticPartitionsDefinition(list(VARIANT_NAMES))

@@ -1,19 +1,9 @@
-"""Plots for asset metadata: PNGs (matplotlib, Agg) embedded in markdown so the UI shows them inline."""
-
-import base64
-import io
+"""Plots for asset metadata: PNGs (matplotlib, Agg) embedded in markdown (`echo_pipeline.figures`) so the UI
+shows them inline."""
 
 import dagster as dg
 
-
-def figure_markdown(figure) -> dg.MetadataValue:
-    """A matplotlib figure as an inline PNG in a markdown metadata value (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
-    return dg.MetadataValue.md(f"![plot](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})")
+from echo_pipeline.figures import figure_markdown
 
 
 def line_plot_markdown(x: list, series: dict[str, list], *, title: str, xlabel: str) -> dg.MetadataValue:
@@ -29,4 +19,4 @@ def line_plot_markdown(x: list, series: dict[str, list], *, title: str, xlabel: 
         axis.set_title(name)
         axis.set_xlabel(xlabel)
     figure.suptitle(title)
-    return figure_markdown(figure)
+    return dg.MetadataValue.md(figure_markdown(figure))

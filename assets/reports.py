@@ -5,7 +5,7 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.common import counts_table, preview, publish_catalog
+from assets.publishing import counts_table, preview, publish_catalog
 from echo_pipeline import catalog, reports
 from resources import PipelineResource
 

@@ -4,7 +4,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.common import preview, publish_catalog
+from assets.publishing import preview, publish_catalog
 from echo_pipeline import catalog, tokenizers
 from resources import PipelineResource
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from assets.partitions import MODEL_VARIANTS
 from assets.plots import line_plot_markdown
 from assets.tokenization import vocabulary_path
-from echo_pipeline import CODE_VERSION, catalog
+from echo_pipeline import CODE_VERSION, catalog, model_variants
 from echo_pipeline.storage import atomic_path
 from echo_pipeline.training import registry
 from echo_pipeline.training.trainer import TRAINING_VERSION
@@ -74,7 +74,7 @@ def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     # finished); anything else trains afresh beside it instead of reusing a run that older code trained.
     run_key = hashlib.sha256(json.dumps([TRAINING_VERSION, config, pairs.to_pylist()],
                                         sort_keys=True).encode()).hexdigest()[:12]
-    run_dir = registry.variant_dir(store, variant) / f"run-{run_key}"
+    run_dir = model_variants.run_dir(store, variant, run_key)
     run_dir.mkdir(parents=True, exist_ok=True)
     config["train"]["out_dir"] = str(run_dir)
     absolute = [str(store.path / path) for path in pairs.column("npy_path").to_pylist()]
@@ -94,7 +94,7 @@ def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     metadata = {key: value.value for key, value in (reported.metadata or {}).items()}
     history = metadata["history"]
     checkpoint_sha256 = metadata["checkpoint_sha256"]
-    record = registry.ModelRecord(
+    record = model_variants.ModelRecord(
         variant=variant, model_id=f"{preset}-{variant}-{checkpoint_sha256[:12]}", preset=preset, tokenizer=variant,
         checkpoint_dir=str(metadata["best_checkpoint"]), checkpoint_sha256=checkpoint_sha256,
         vocabulary_path=str(vocabulary_path(pipeline)) if variant == "template" else None,
@@ -102,7 +102,7 @@ def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
         epochs_completed=int(metadata["epochs_completed"]), train_pairs=sum(s == "train" for s in pairs.column("split").to_pylist()),
         run_id=context.run.run_id, code_version=CODE_VERSION,
     )
-    registry.write_record(store, record)
+    model_variants.write_record(store, record)
     return dg.MaterializeResult(metadata={
         "model_id": record.model_id,
         "checkpoint_sha256": checkpoint_sha256,

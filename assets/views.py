@@ -6,8 +6,8 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.common import counts_table, preview, publish_catalog
 from assets.partitions import SHARDS
+from assets.publishing import counts_table, preview, publish_catalog
 from echo_pipeline import catalog, views
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.views import quality

@@ -76,7 +76,7 @@ _LOCK_TIMEOUT_S = 300.0
 
 
 def parquet_source(data_root: DataRoot, dataset: str) -> str:
-    glob = (data_root.dataset_dir(dataset) / "part-*.parquet").as_posix().replace("'", "''")
+    glob = data_root.partition_glob(dataset).as_posix().replace("'", "''")
     return f"read_parquet('{glob}', union_by_name = true)"
 
 
@@ -88,7 +88,7 @@ def view_sql(data_root: DataRoot, view: str) -> str:
 
 def available_views(data_root: DataRoot) -> list[str]:
     """Views whose datasets all exist on disk, in an order where a view follows the views it reads."""
-    tables_dir = data_root.path / "tables"
+    tables_dir = data_root.tables_dir
     datasets = sorted(p.name for p in tables_dir.iterdir() if p.is_dir()) if tables_dir.exists() else []
     present = {d for d in datasets if data_root.has_dataset(d)}
     views = [d for d in datasets if d in present and d not in HIDDEN_DATASETS and d not in VIEW_SQL]

@@ -7,6 +7,10 @@ Layout (documented in docs/tables.md):
       arrays/<stage>/...                          large arrays: masks, frames, embeddings, checkpoints
       echo.duckdb                                 the catalog users query (views over tables/)
 
+`DataRoot` is the one owner of these names: nothing else spells `part-*.parquet` or the root's top-level
+folders (a model variant's own files are named by `echo_pipeline.model_variants`, on top of `array_dir` and
+the partition methods; stored rows hold paths relative to the root).
+
 Every write goes to a temporary file first and is renamed into place, so a killed process leaves either the
 old file or the new one, never half of one.
 """
@@ -27,6 +31,7 @@ import pyarrow.parquet as pq
 from echo_pipeline.schemas import TABLES
 
 UNPARTITIONED = "all"
+PARTITION_PREFIX, PARTITION_SUFFIX = "part-", ".parquet"  # tables/<dataset>/part-<partition>.parquet
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,35 @@ class DataRoot:
     def catalog_path(self) -> Path:
         return self.path / "echo.duckdb"
 
+    @property
+    def tables_dir(self) -> Path:
+        """tables/: one folder per dataset."""
+        return self.path / "tables"
+
     def dataset_dir(self, dataset: str) -> Path:
-        return self.path / "tables" / dataset
+        return self.tables_dir / dataset
 
     def partition_file(self, dataset: str, partition: str = UNPARTITIONED) -> Path:
-        return self.dataset_dir(dataset) / f"part-{partition}.parquet"
+        return self.dataset_dir(dataset) / f"{PARTITION_PREFIX}{partition}{PARTITION_SUFFIX}"
+
+    def partition_glob(self, dataset: str) -> Path:
+        """A glob matching every partition file of ``dataset`` (what the catalog's views read)."""
+        return self.dataset_dir(dataset) / f"{PARTITION_PREFIX}*{PARTITION_SUFFIX}"
+
+    def partition_files(self, dataset: str, partition: str | None = None) -> list[Path]:
+        """The partition files of ``dataset``, sorted; with ``partition``, that partition's file and those of
+        its sub-partitions ``<partition>-<key>`` (a model variant's per-shard partitions). Temporary files of
+        a write in progress never match."""
+        if partition is None:
+            return sorted(self.dataset_dir(dataset).glob(f"{PARTITION_PREFIX}*{PARTITION_SUFFIX}"))
+        own = self.partition_file(dataset, partition)
+        subs = self.dataset_dir(dataset).glob(f"{PARTITION_PREFIX}{partition}-*{PARTITION_SUFFIX}")
+        return sorted({*([own] if own.is_file() else []), *subs})
+
+    @staticmethod
+    def partition_of(path: Path) -> str:
+        """The partition key a partition file holds (``part-bpe-00.parquet`` → ``bpe-00``)."""
+        return Path(path).name.removeprefix(PARTITION_PREFIX).removesuffix(PARTITION_SUFFIX)
 
     def array_dir(self, stage: str) -> Path:
         directory = self.path / "arrays" / stage
@@ -66,13 +95,13 @@ class DataRoot:
         if partition is not None:
             path = self.partition_file(dataset, partition)
             return pq.read_table(path) if path.exists() else None
-        files = sorted(self.dataset_dir(dataset).glob("part-*.parquet"))
+        files = self.partition_files(dataset)
         if not files:
             return None
         return pa.concat_tables([pq.read_table(f) for f in files])
 
     def has_dataset(self, dataset: str) -> bool:
-        return any(self.dataset_dir(dataset).glob("part-*.parquet"))
+        return bool(self.partition_files(dataset))
 
 
 def file_sha256(path: str | os.PathLike) -> str:

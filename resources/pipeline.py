@@ -5,6 +5,8 @@ Swapping storage (local disk today, object storage tomorrow) means swapping this
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import dagster as dg
@@ -14,8 +16,30 @@ from echo_pipeline.settings import ARCHIVE_SPLIT_FRACTIONS, PipelineSettings
 from echo_pipeline.storage import DataRoot
 
 
+def _to_config(value):
+    """A settings value as Dagster config: paths as strings, tuples as lists."""
+    if isinstance(value, Path):
+        return str(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _to_setting(value, hint):
+    """A config value back as the settings field typed ``hint`` wants it (None stays None)."""
+    if value is None:
+        return None
+    types = set(typing.get_args(hint)) | {typing.get_origin(hint) or hint}
+    if Path in types:
+        return Path(value)
+    return tuple(value) if tuple in types else value
+
+
 class PipelineResource(dg.ConfigurableResource):
-    """Paths of the inputs (docs/input-contract.md) and of the data root holding every output."""
+    """Paths of the inputs (docs/input-contract.md) and of the data root holding every output.
+
+    One config field per `PipelineSettings` field, of the same name (paths as strings, tuples as lists); the
+    conversions both ways are derived from the dataclass's fields (tests/test_pipeline_resource.py checks that
+    every settings field round-trips).
+    """
 
     dicom_root: str
     reports_path: str
@@ -29,33 +53,13 @@ class PipelineResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> "PipelineResource":
-        optional = lambda value: None if value is None else str(value)  # noqa: E731
-        return cls(
-            dicom_root=str(settings.dicom_root),
-            reports_path=str(settings.reports_path),
-            view_labels_path=optional(settings.view_labels_path),
-            view_classifier_path=optional(settings.view_classifier_path),
-            echonet_dynamic_root=optional(settings.echonet_dynamic_root),
-            data_root=str(settings.data_root),
-            split_fractions=list(settings.split_fractions),
-            model_preset=settings.model_preset,
-            train_epochs=settings.train_epochs,
-        )
+        return cls(**{f.name: _to_config(getattr(settings, f.name)) for f in dataclasses.fields(PipelineSettings)})
 
     @property
     def settings(self) -> PipelineSettings:
-        optional = lambda value: None if value is None else Path(value)  # noqa: E731
-        return PipelineSettings(
-            dicom_root=Path(self.dicom_root),
-            reports_path=Path(self.reports_path),
-            view_labels_path=optional(self.view_labels_path),
-            view_classifier_path=optional(self.view_classifier_path),
-            echonet_dynamic_root=optional(self.echonet_dynamic_root),
-            data_root=Path(self.data_root),
-            split_fractions=tuple(self.split_fractions),
-            model_preset=self.model_preset,
-            train_epochs=self.train_epochs,
-        )
+        hints = typing.get_type_hints(PipelineSettings)
+        return PipelineSettings(**{f.name: _to_setting(getattr(self, f.name), hints[f.name])
+                                   for f in dataclasses.fields(PipelineSettings)})
 
     @property
     def store(self) -> DataRoot:

@@ -17,9 +17,10 @@ from assets import automation
 from assets.embeddings import (clip_embeddings, report_embeddings, report_index, report_index_matches_manifest,
                                video_index, video_index_matches_manifest)
 from echo_pipeline.embeddings import EmbeddingStore, model_key
+from echo_pipeline.model_variants import CLIP_TABLE, REPORT_INDEX, REPORT_TABLE, VIDEO_INDEX, index_dir
+from echo_pipeline.model_variants.staleness import staleness
 from echo_pipeline.search import load_index
 from echo_pipeline.sharding import configured_shard_count, shard_of
-from echo_pipeline.search.variants import CLIP_TABLE, REPORT_INDEX, REPORT_TABLE, VIDEO_INDEX, index_dir, staleness
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.tokenizers import make_tokenizer
 from echo_pipeline.training import registry

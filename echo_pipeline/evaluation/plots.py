@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Mapping
 
@@ -19,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 import numpy as np  # noqa: E402
 
+from echo_pipeline.figures import figure_png, markdown_image  # noqa: E402,F401  (markdown_image: for the asset)
 from echo_pipeline.metrics.classification import roc_auc  # noqa: E402
 
 DPI = 80
@@ -34,13 +33,6 @@ def roc_points(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     tp, fp = np.cumsum(t)[last], np.cumsum(~t)[last]
     n_pos, n_neg = max(int(t.sum()), 1), max(int((~t).sum()), 1)
     return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def _grid(n: int, size: float = 3.0):
@@ -69,7 +61,7 @@ def roc_figure(curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]]
         ax.legend(loc="lower right", fontsize=7)
     if title:
         fig.suptitle(title)
-    return _png(fig)
+    return figure_png(fig, DPI)
 
 
 def regression_scatter(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], quantity: str = "LVEF (%)") -> bytes:
@@ -84,7 +76,7 @@ def regression_scatter(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], quan
         mae = float(np.mean(np.abs(t - p))) if t.size else float("nan")
         ax.set(title=f"{label}\nMAE {mae:.1f}, n={t.size}", xlabel=f"reported {quantity}",
                ylabel=f"predicted {quantity}", xlim=(low, high), ylim=(low, high))
-    return _png(fig)
+    return figure_png(fig, DPI)
 
 
 def rank_histogram(ranks: Mapping[str, tuple[np.ndarray, np.ndarray]], n_candidates: int) -> bytes:
@@ -99,9 +91,4 @@ def rank_histogram(ranks: Mapping[str, tuple[np.ndarray, np.ndarray]], n_candida
         ax.set(xscale="log", title=f"{direction}, {n_candidates} candidates", xlabel="rank of the true match",
                ylabel="studies")
         ax.legend(fontsize=7)
-    return _png(fig)
-
-
-def markdown_image(png: bytes, alt: str) -> str:
-    """A markdown image with the PNG inlined as a data URI (renders in Dagster's metadata view)."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+    return figure_png(fig, DPI)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from echo_pipeline import catalog
+from echo_pipeline import catalog, model_variants
 from echo_pipeline.embeddings import model_fingerprint
 from echo_pipeline.errors import EvaluationError
 from echo_pipeline.evaluation import echonet, plots, suite
@@ -27,7 +27,6 @@ from echo_pipeline.evaluation.model_embeddings import (ModelEncoder, stored_clip
                                                        stored_report_embeddings)
 from echo_pipeline.evaluation.prompt_sets import embed_prompt_sets, primary_strategy, prompt_sets
 from echo_pipeline.evaluation.prompts import DEFAULT_PROMPTS_PATH, PromptsFile, load_prompts
-from echo_pipeline.search import variants
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.training import registry
 
@@ -59,7 +58,7 @@ class EvalOutputs:
 
 def _aligned_cohort(data_root: DataRoot, record: registry.ModelRecord, cohort: EvalCohort, notes: list[str]):
     """The cohort reduced to clips/reports the trained model has stored embeddings for, and those arrays."""
-    clip_parts = variants.variant_partitions(data_root, variants.CLIP_TABLE, record.variant) or None
+    clip_parts = model_variants.variant_partitions(data_root, model_variants.CLIP_TABLE, record.variant) or None
     found, frames, n_frames, vectors = stored_clip_embeddings(
         data_root, record.model_id, clip_parts, cohort.clips["sop_instance_uid"].tolist())
     if not found.any():
@@ -68,7 +67,7 @@ def _aligned_cohort(data_root: DataRoot, record: registry.ModelRecord, cohort: E
     if not found.all():
         notes.append(f"{int((~found).sum())} {cohort.split} clips have no stored embedding and are left out")
     cohort = cohort.keep_clips(found)
-    report_parts = variants.variant_partitions(data_root, variants.REPORT_TABLE, record.variant) or None
+    report_parts = model_variants.variant_partitions(data_root, model_variants.REPORT_TABLE, record.variant) or None
     r_found, reports = stored_report_embeddings(data_root, record.model_id, report_parts,
                                                 cohort.reports["report_id"].tolist())
     if not r_found.all():

@@ -1,4 +1,9 @@
-"""FAISS indexes over clip and report embeddings (`index`) and the searches users run on them (`query`)."""
+"""FAISS indexes over clip and report embeddings (`index`) and the searches users run on them (`query`).
+
+`refresh` brings a model variant's embeddings and indexes up to date (where they live:
+`echo_pipeline.model_variants`); `searcher` is the `Searcher` behind `echo-pipeline search`. Neither is
+imported here: both load models, which the index and query functions do not need.
+"""
 
 from echo_pipeline.search.index import (
     CODE_VERSION, KINDS, IndexConfig, LoadedIndex, add_to_index, build_index, load_index, read_manifest,

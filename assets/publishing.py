@@ -1,4 +1,5 @@
-"""Small helpers every asset module shares: publishing to the catalog and table metadata."""
+"""Publishing a stage's output: making its tables queryable in the catalog, and the previews and counts its
+asset page shows in the UI. Every asset module that writes a table uses it."""
 
 import dagster as dg
 import pyarrow as pa

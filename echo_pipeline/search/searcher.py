@@ -1,8 +1,9 @@
-"""`echo-pipeline search`: the reports nearest a clip, and the clips nearest a text, from a data root's indexes.
+"""The searcher behind `echo-pipeline search`: the reports nearest a clip, and the clips nearest a text, from a
+data root's indexes (the command line itself is `echo_pipeline_cli.py`).
 
 A clip is given by its SOP Instance UID (its stored embedding is used) or as a DICOM file, which is masked and
-preprocessed on the fly through the pipeline's own path (sector from the region tags and the pixels, crop,
-resize; echo_pipeline.masking) and then embedded like the stored clips. Results carry the ids to join back to
+preprocessed on the fly through the pipeline's own path (`echo_pipeline.masking.dicom_file`) and then embedded
+like the stored clips. Results carry the ids to join back to
 the tables: reports with their linked study and the start of their text, clips with their study and file.
 
 From Python::
@@ -16,30 +17,26 @@ From Python::
 from __future__ import annotations
 
 import functools
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
-import pydicom
 import torch
 
 from echo_pipeline import catalog, masking
 from echo_pipeline.devices import resolve_device
 from echo_pipeline.embeddings import EmbeddingStore
 from echo_pipeline.errors import InputContractError, SearchIndexError
-from echo_pipeline.ingest.header import region_bounds
-from echo_pipeline.masking import ClipFailure, ClipJob, ClipSource, find_sector, preprocess_clip
+from echo_pipeline.masking.dicom_file import masked_frames_from_dicom
+from echo_pipeline.model_variants import CLIP_TABLE, REPORT_INDEX, VIDEO_INDEX, index_dir, read_record
 from echo_pipeline.search.index import read_manifest
 from echo_pipeline.search.query import (embed_query_clip, embed_query_text, search_clips_for_text,
                                         search_reports_for_clip)
-from echo_pipeline.search.variants import CLIP_TABLE, REPORT_INDEX, VIDEO_INDEX, index_dir
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.training import registry
 
 SNIPPET_CHARS = 100
-_QUERY_ID = "search-query"  # stands in for ids of an on-the-fly clip; its files live in a temporary folder
 
 
 @dataclass(frozen=True)
@@ -60,31 +57,6 @@ class ClipHit:
     relative_path: str | None
 
 
-def masked_frames_from_dicom(path: Path, size: int = masking.OUTPUT_SIZE) -> np.ndarray:
-    """uint8 (T, size, size, 3) frames of a DICOM clip, masked to its sector exactly as `masked_clips` does.
-
-    Raises InputContractError naming the file when it cannot be read or has no plausible sector.
-    """
-    path = Path(path)
-    try:
-        region = region_bounds(pydicom.dcmread(path, stop_before_pixels=True))
-    except (OSError, pydicom.errors.InvalidDicomError, AttributeError, ValueError) as error:
-        raise InputContractError(f"{path}: not a readable DICOM file ({error}); pass a DICOM echo clip") from error
-    with tempfile.TemporaryDirectory(prefix="echo-search-") as tmp:
-        work = Path(tmp)
-        outcome = find_sector(ClipSource(_QUERY_ID, _QUERY_ID, _QUERY_ID, str(path), region), mask_dir=work,
-                              data_root=work, run_id=_QUERY_ID, code_version=masking.CODE_VERSION)
-        if outcome.mask_row is None:
-            row = outcome.quarantine_row
-            raise InputContractError(f"{path}: no usable scanning sector ({row['reason']}: {row['message']}); "
-                                     "pass a 2D A4C clip with several frames")
-        job = ClipJob(_QUERY_ID, _QUERY_ID, _QUERY_ID, str(path), str(work / outcome.mask_row["mask_path"]),
-                      outcome.mask_row["method"])
-        made = preprocess_clip(job, clip_dir=work, data_root=work, size=size, run_id=_QUERY_ID,
-                               code_version=masking.CODE_VERSION)
-        if isinstance(made, ClipFailure):
-            raise InputContractError(f"{made.message}; pass a DICOM clip whose frames decode")
-        return np.load(work / made["clip_path"])
 
 
 class Searcher:
@@ -95,7 +67,7 @@ class Searcher:
         if not self.store.path.is_dir():
             raise InputContractError(f"data root {self.store.path}: does not exist; pass --data-root of a pipeline run")
         self.variant, self.device = variant, resolve_device(device)
-        self.record = registry.read_record(self.store, variant)
+        self.record = read_record(self.store, variant)
         self.video_dir = index_dir(self.store, VIDEO_INDEX, variant)
         self.report_dir = index_dir(self.store, REPORT_INDEX, variant)
 
@@ -213,5 +185,4 @@ def run_search(data_root: Path, *, variant: str = "bpe", k: int = 10, clip: str 
     return f"reports for {dicom} ({header})\n" + format_report_hits(searcher.reports_for_dicom(dicom, k))
 
 
-__all__ = ["ClipHit", "ReportHit", "Searcher", "format_clip_hits", "format_report_hits",
-           "masked_frames_from_dicom", "run_search"]
+__all__ = ["ClipHit", "ReportHit", "Searcher", "format_clip_hits", "format_report_hits", "run_search"]

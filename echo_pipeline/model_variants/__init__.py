@@ -1,0 +1,30 @@
+"""One owner for a model variant's files, names and staleness: where everything a variant writes lives.
+
+A variant names the tokenizer a model trains with ("bpe" = EchoCLIP-style, "template" = EchoCLIP-R-style).
+Its files under a data root (the layout is unchanged since the first release; docs/tables.md, docs/search.md):
+
+    arrays/clip_model/<variant>/model.json           the record of the model the root passes on (`record`)
+    arrays/clip_model/<variant>/run-<run_key>/       one training run: config, checkpoints, history
+    tables/clip_embeddings/part-<variant>-<shard>.parquet   its clip embeddings, one partition per shard
+    tables/report_embeddings/part-<variant>.parquet          its report embeddings
+    arrays/video_index/<variant>/, arrays/report_index/<variant>/   its FAISS indexes
+    arrays/eval_plots/<variant>/                      the evaluation's figures of its model
+
+`layout` and `record` sit just above `storage` and below training, evaluation and search, which all ask them.
+`staleness` (whether the embeddings and indexes are out of date) also verifies index manifests, so it reads
+`echo_pipeline.search.index` and is imported on its own (`echo_pipeline.model_variants.staleness`), never from
+here — training stays free of search.
+"""
+
+from echo_pipeline.model_variants.layout import (
+    CLIP_TABLE, LINKED_REPORTS_SQL, MASKED_CLIPS_SQL, MODEL_VARIANTS, REPORT_INDEX, REPORT_TABLE, VIDEO_INDEX,
+    check_variant, clip_partition, eval_plots_dir, index_dir, record_path, report_partition, run_dir, variant_dir,
+    variant_partitions,
+)
+from echo_pipeline.model_variants.record import ModelRecord, read_record, write_record
+
+__all__ = [
+    "CLIP_TABLE", "LINKED_REPORTS_SQL", "MASKED_CLIPS_SQL", "MODEL_VARIANTS", "REPORT_INDEX", "REPORT_TABLE",
+    "VIDEO_INDEX", "ModelRecord", "check_variant", "clip_partition", "eval_plots_dir", "index_dir", "read_record", "record_path",
+    "report_partition", "run_dir", "variant_dir", "variant_partitions", "write_record",
+]
