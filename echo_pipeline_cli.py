@@ -1,4 +1,4 @@
-"""The `echo-pipeline` command: `synth` a cohort, `run` the asset graph in-process, `search` the index.
+"""The `echo-pipeline` command: `synth` a cohort, `run` the asset graph in-process, `search` the index, `sql`.
 
 This module sits on top of everything (core ← assets ← definitions ← here), which is why it, and not
 `echo_pipeline/`, may start Dagster runs.
@@ -10,9 +10,11 @@ import argparse
 import dataclasses
 import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from echo_pipeline.errors import EchoPipelineError
+from echo_pipeline.settings import ENV_VAR_HELP, PRESET_NAMES
 
 EXAMPLE_SQL = [
     "SELECT view, count(*) FROM view_predictions GROUP BY view ORDER BY 2 DESC;",
@@ -23,8 +25,33 @@ EXAMPLE_SQL = [
 ]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _environment_epilog() -> str:
+    lines = ["environment variables (a flag wins over its variable):"]
+    lines += [f"  {name:<34} {meaning}" for name, meaning in ENV_VAR_HELP.items()]
+    return "\n".join(lines)
+
+
+def _package_version() -> str:
+    try:
+        return version("echo-pipeline")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="echo-pipeline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="echo-pipeline", description=__doc__.splitlines()[0],
+                                     epilog=_environment_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="write a synthetic echo cohort (DICOM, reports, labels, truth)")
@@ -33,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes identical files")
     synth.add_argument("--workers", type=int, default=None, help="processes for rendering (default: all cores)")
 
-    run = commands.add_parser("run", help="materialize the asset graph in-process and fill DATA_ROOT/echo.duckdb")
+    run = commands.add_parser("run", help="materialize the asset graph in-process and fill DATA_ROOT/echo.duckdb",
+                              epilog=_environment_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--dicom-root", type=Path, required=True, help="folder scanned recursively for DICOM files")
     run.add_argument("--reports", type=Path, required=True, help="reports CSV or Parquet (see docs/input-contract.md)")
     run.add_argument("--view-labels", type=Path, default=None, help="optional CSV/Parquet: sop_instance_uid, view")
@@ -44,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", type=Path, default=Path("data/out"), help="output folder (default data/out)")
     run.add_argument("--split-fractions", default=None, metavar="TRAIN,VAL,TEST",
                      help="patient split fractions (default 0.89,0.01,0.10; the demo uses 0.6,0.1,0.3)")
-    run.add_argument("--preset", default=None,
+    run.add_argument("--preset", default=None, choices=PRESET_NAMES,
                      help="model preset: echo-tiny (default, 2 CPU cores), echoclip (the paper's, GPU)")
-    run.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
+    run.add_argument("--epochs", type=_positive_int, default=None, help="training epochs (default: the preset's)")
     run.add_argument("--select", default=None, help="comma-separated asset names; their upstream assets run too")
 
     search = commands.add_parser("search", help="top-k reports for a clip, or top-k clips for a text")
@@ -58,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--variant", choices=("bpe", "template"), default="bpe", help="model variant (default bpe)")
     search.add_argument("-k", type=int, default=10, help="results to show (default 10)")
     search.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+
+    sql = commands.add_parser("sql", help="run a read-only SQL query over the catalog's tables and print the result")
+    sql.add_argument("query", help='e.g. "SELECT reason, count(*) FROM ingest_quarantine GROUP BY reason"')
+    sql.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default table)")
+    sql.add_argument("--max-rows", type=_positive_int, default=1000,
+                     help="rows to print at most in table format (default 1000; csv and json print all)")
     return parser
 
 
@@ -70,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "search":
             return _search(args)
+        if args.command == "sql":
+            return _sql(args)
     except EchoPipelineError as error:
         print(f"echo-pipeline {args.command}: {error}", file=sys.stderr)
         return 2
@@ -91,6 +128,14 @@ def _search(args: argparse.Namespace) -> int:
 
     print(run_search(args.data_root, variant=args.variant, k=args.k, clip=args.clip, dicom=args.dicom,
                      text=args.text, device=args.device))
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from echo_pipeline.sql_console import format_result, run_read_only
+
+    frame = run_read_only(args.data_root, args.query)
+    print(format_result(frame, args.format, max_rows=args.max_rows))
     return 0
 
 
@@ -162,7 +207,7 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
     observed = defs.resolve_job_def("observe_inputs").execute_in_process(
         instance=instance, raise_on_error=False, run_config=_CONSOLE_LOG_INFO)
     if not observed.success:
-        print("echo-pipeline run: observing the inputs failed; see the log above", file=sys.stderr)
+        print(f"echo-pipeline run: observing the inputs failed: {failure_reason(observed)}", file=sys.stderr)
         return False
     assets = list(defs.assets or []) + list(defs.asset_checks or [])  # checks of selected assets run too
     resources = defs.resources or {}
@@ -178,10 +223,27 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
                 resources=resources, instance=instance, raise_on_error=False, run_config=_CONSOLE_LOG_INFO,
             )
             if not result.success:
-                print(f"echo-pipeline run: materialization of {names}{where} failed; see the log above", file=sys.stderr)
+                print(f"echo-pipeline run: materialization of {names}{where} failed: {failure_reason(result)}",
+                      file=sys.stderr)
                 return False
         remaining -= batch
     return True
+
+
+def failure_reason(result) -> str:
+    """The failing step's own error in one line (the innermost cause: the user-code exception, not Dagster's
+    wrapper), e.g. "clip_model: InputContractError: reports ...: no such file"."""
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            message = " ".join(error.message.split())
+            qualified, _, text = message.partition(": ")  # "echo_pipeline.errors.InputContractError: ..."
+            if text and qualified.rsplit(".", 1)[-1] == error.cls_name:
+                message = f"{error.cls_name}: {text}"
+            return f"{event.step_key}: {message}"
+    return "no step reported an error (see the log above)"
 
 
 def _next_batch(graph, remaining: set) -> set:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from echo_pipeline.errors import InputContractError
+from echo_pipeline.training.presets import PRESETS
 
 DEMO_COHORT = Path("data/cohort")
 DEFAULT_DATA_ROOT = Path("data/out")
@@ -26,6 +27,25 @@ ENV_VARS = {
 SPLIT_FRACTIONS_ENV_VAR = "ECHO_PIPELINE_SPLIT_FRACTIONS"
 PRESET_ENV_VAR = "ECHO_PIPELINE_MODEL_PRESET"
 EPOCHS_ENV_VAR = "ECHO_PIPELINE_TRAIN_EPOCHS"
+#: Model presets a run may name (echo_pipeline/training/presets.py), for the command line's choices.
+PRESET_NAMES = tuple(sorted(PRESETS))
+#: Every environment variable the pipeline reads, with what it sets (`echo-pipeline --help` lists them).
+ENV_VAR_HELP = {
+    "ECHO_PIPELINE_DICOM_ROOT": "DICOM archive folder (--dicom-root)",
+    "ECHO_PIPELINE_REPORTS": "reports CSV or Parquet (--reports)",
+    "ECHO_PIPELINE_VIEW_LABELS": "view labels CSV or Parquet (--view-labels)",
+    "ECHO_PIPELINE_VIEW_CLASSIFIER": "a saved view classifier's card.json (--view-classifier)",
+    "ECHO_PIPELINE_ECHONET_ROOT": "EchoNet-Dynamic folder (--echonet-root)",
+    "ECHO_PIPELINE_DATA_ROOT": "output folder (--data-root)",
+    "ECHO_PIPELINE_SPLIT_FRACTIONS": "patient split TRAIN,VAL,TEST (--split-fractions)",
+    "ECHO_PIPELINE_MODEL_PRESET": "model preset (--preset)",
+    "ECHO_PIPELINE_TRAIN_EPOCHS": "training epochs (--epochs)",
+    "ECHO_PIPELINE_INDEX_KIND": "FAISS index kind: flat (default) or ivf (docs/search.md)",
+    "ECHO_PIPELINE_SHARDS": "shard count of the per-file stages (default 8; a deployment setting)",
+    "ECHO_PIPELINE_PSEUDONYM_KEY": "pseudonymisation key (default: DATA_ROOT/secrets/pseudonym.key)",
+    "ECHO_PIPELINE_MIN_LINK_COVERAGE": "least share of studies with a linked report (default 0.8)",
+    "DAGSTER_HOME": "Dagster instance folder that records runs for the UI (optional)",
+}
 #: The paper's train : validation : test by patient. The demo uses larger evaluation shares (README).
 ARCHIVE_SPLIT_FRACTIONS = (0.89, 0.01, 0.10)
 DEMO_SPLIT_FRACTIONS = (0.6, 0.1, 0.3)
@@ -59,7 +79,7 @@ class PipelineSettings:
         if os.environ.get(PRESET_ENV_VAR):
             values["model_preset"] = os.environ[PRESET_ENV_VAR]
         if os.environ.get(EPOCHS_ENV_VAR):
-            values["train_epochs"] = int(os.environ[EPOCHS_ENV_VAR])
+            values["train_epochs"] = parse_epochs(os.environ[EPOCHS_ENV_VAR], EPOCHS_ENV_VAR)
         values.update({name: value for name, value in overrides.items() if value is not None})
         path_fields = set(ENV_VARS)
         return cls(**{name: Path(v) if name in path_fields else v for name, v in values.items()})
@@ -70,6 +90,13 @@ class PipelineSettings:
 
     def validate(self) -> None:
         """Raise InputContractError naming the input, the problem and the fix."""
+        if self.model_preset not in PRESETS:
+            raise InputContractError(
+                f"model preset {self.model_preset!r} is unknown; set --preset / {PRESET_ENV_VAR} to one of "
+                f"{', '.join(PRESET_NAMES)}"
+            )
+        if self.train_epochs is not None and self.train_epochs < 1:
+            raise InputContractError(f"train_epochs {self.train_epochs}: set --epochs / {EPOCHS_ENV_VAR} to 1 or more")
         _require_dir(self.dicom_root, "dicom_root", "--dicom-root / ECHO_PIPELINE_DICOM_ROOT")
         _require_file(self.reports_path, "reports", "--reports / ECHO_PIPELINE_REPORTS")
         if self.view_labels_path is not None:
@@ -101,6 +128,17 @@ def parse_split_fractions(text: str) -> tuple[float, float, float]:
             "e.g. 0.89,0.01,0.10"
         )
     return fractions  # type: ignore[return-value]
+
+
+def parse_epochs(text: str, source: str) -> int:
+    """A positive whole number of epochs; `source` names the flag or variable for the message."""
+    try:
+        epochs = int(text)
+    except ValueError:
+        epochs = 0
+    if epochs < 1:
+        raise InputContractError(f"{source}={text!r}: expected a whole number of epochs, at least 1")
+    return epochs
 
 
 def _require_dir(path: Path, name: str, how: str) -> None:

@@ -5,16 +5,24 @@ Below it: `echo_pipeline.metrics` (validation MCMRR), `echo_pipeline.lr_schedule
 
 Entry points: `train_clip(TrainConfig(...), train_pairs, val_pairs, tokenizer, report=...)` in a
 process, or `python -m echo_pipeline.training.train_cli --config run.json` (also under torchrun).
+
+The names below load on first use (PEP 562), so `echo_pipeline.training.presets` — which the command line
+reads to validate `--preset` — does not import torch.
 """
 
-from echo_pipeline.training.checkpoint import read_best, select_resume_checkpoint, verify_checkpoint
-from echo_pipeline.training.data import TrainPair, default_text_sampler
-from echo_pipeline.training.model_factory import build_model, load_trained_model, save_hub_layout
-from echo_pipeline.training.presets import PRESETS, TrainConfig, get_preset
-from echo_pipeline.training.trainer import TrainResult, mcmrr, train_clip
+from importlib import import_module
 
-__all__ = [
-    "PRESETS", "TrainConfig", "TrainPair", "TrainResult", "build_model", "default_text_sampler", "get_preset",
-    "load_trained_model", "mcmrr", "read_best", "save_hub_layout", "select_resume_checkpoint", "train_clip",
-    "verify_checkpoint",
-]
+_EXPORTS = {
+    "read_best": "checkpoint", "select_resume_checkpoint": "checkpoint", "verify_checkpoint": "checkpoint",
+    "TrainPair": "data", "default_text_sampler": "data",
+    "build_model": "model_factory", "load_trained_model": "model_factory", "save_hub_layout": "model_factory",
+    "PRESETS": "presets", "TrainConfig": "presets", "get_preset": "presets",
+    "TrainResult": "trainer", "mcmrr": "trainer", "train_clip": "trainer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
