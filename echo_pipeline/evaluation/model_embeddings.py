@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from echo_pipeline.devices import resolve_device
+from echo_pipeline.errors import EvaluationError
 from echo_pipeline.embeddings import (ClipEmbedder, ClipEmbeddings, ClipItem, EmbeddingStore, embed_reports,
                                       embed_texts)
 from echo_pipeline.evaluation.prompt_sets import Encoder
