@@ -10,10 +10,10 @@ Its files under a data root (the layout is unchanged since the first release; do
     arrays/video_index/<variant>/, arrays/report_index/<variant>/   its FAISS indexes
     arrays/eval_plots/<variant>/                      the evaluation's figures of its model
 
-`layout` and `record` sit just above `storage` and below training, evaluation and search, which all ask them.
-`staleness` (whether the embeddings and indexes are out of date) also verifies index manifests, so it reads
-`echo_pipeline.search.index` and is imported on its own (`echo_pipeline.model_variants.staleness`), never from
-here — training stays free of search.
+`layout`, `record` and `index_manifest` (reading and verifying an index's sha256 manifest) sit just above
+`storage` and below training, evaluation and search, which all ask them. `staleness` (whether the embeddings
+and indexes are out of date) also reads the catalog, so it is imported on its own
+(`echo_pipeline.model_variants.staleness`) and training never loads DuckDB views through this package.
 """
 
 from echo_pipeline.model_variants.layout import (

@@ -11,7 +11,7 @@ from echo_pipeline.errors import CheckpointError, IndexIntegrityError
 from echo_pipeline.model_variants.layout import (CLIP_TABLE, LINKED_REPORTS_SQL, MASKED_CLIPS_SQL, REPORT_INDEX,
                                                  REPORT_TABLE, VIDEO_INDEX, index_dir, variant_partitions)
 from echo_pipeline.model_variants.record import read_record
-from echo_pipeline.search.index import verify_index
+from echo_pipeline.model_variants.index_manifest import verify_index
 from echo_pipeline.storage import DataRoot
 
 

@@ -31,10 +31,10 @@ import numpy as np
 
 from echo_pipeline import CODE_VERSION as _PACKAGE_VERSION
 from echo_pipeline.errors import IndexIntegrityError, SearchIndexError
+from echo_pipeline.model_variants.index_manifest import MANIFEST_FILE, read_manifest, verify_index  # noqa: F401
 from echo_pipeline.storage import atomic_path, file_sha256
 
 FORMAT_VERSION = 1
-MANIFEST_FILE = "manifest.json"
 KINDS = ("flat", "ivf")
 CODE_VERSION = f"{_PACKAGE_VERSION}+search.1"
 
@@ -168,34 +168,6 @@ def _referenced_files(index_dir: Path) -> set[str]:
         return {manifest["index_file"], manifest["ids_file"]}
     except (OSError, ValueError, KeyError, TypeError):
         return set()
-
-
-def read_manifest(index_dir: Path) -> dict:
-    """The manifest of ``index_dir`` (IndexIntegrityError when missing or unreadable)."""
-    path = Path(index_dir) / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("index_file", "index_sha256", "ids_file", "ids_sha256", "n_vectors", "dim", "kind"):
-            manifest[key]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise IndexIntegrityError(f"{path}: index manifest missing or unreadable ({e}); rebuild the index "
-                                  "(materialise video_index / report_index)") from e
-    return manifest
-
-
-def verify_index(index_dir: Path) -> dict:
-    """Return the manifest after checking both files against their recorded sha256."""
-    manifest = read_manifest(index_dir)
-    for file_key, sha_key in (("index_file", "index_sha256"), ("ids_file", "ids_sha256")):
-        path = Path(index_dir) / manifest[file_key]
-        if not path.is_file():
-            raise IndexIntegrityError(f"{path}: file named by the manifest is missing; rebuild the index")
-        actual = file_sha256(path)
-        if actual != manifest[sha_key]:
-            raise IndexIntegrityError(
-                f"{path}: sha256 {actual[:12]}… does not match the manifest's {manifest[sha_key][:12]}… "
-                "(corrupt or modified); rebuild the index (materialise video_index / report_index)")
-    return manifest
 
 
 @dataclass
