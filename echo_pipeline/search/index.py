@@ -32,7 +32,7 @@ import numpy as np
 from echo_pipeline import CODE_VERSION as _PACKAGE_VERSION
 from echo_pipeline.errors import IndexIntegrityError, SearchIndexError
 from echo_pipeline.model_variants.index_manifest import MANIFEST_FILE, read_manifest, verify_index  # noqa: F401
-from echo_pipeline.storage import atomic_path, file_sha256
+from echo_pipeline.storage import atomic_path
 
 FORMAT_VERSION = 1
 KINDS = ("flat", "ivf")
