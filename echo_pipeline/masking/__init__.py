@@ -5,7 +5,7 @@
   quarantine row. The fan itself: geometry.py.
 - `clips`: per clip, every frame masked, cropped to the sector's bounding square and resized
   (preprocess.py), stored as one `.npy` per clip (clip_store.py), one process per core (parallel.py).
-- `quality`: agreement with a synthetic cohort's ground-truth masks, QC distributions otherwise.
+- `truth_agreement`: agreement with a synthetic cohort's ground-truth masks, QC distributions otherwise.
 See docs/masking.md.
 """
 
