@@ -13,13 +13,14 @@ import torch
 
 from assets.common import publish_catalog
 from assets.partitions import MODEL_VARIANTS
-from echo_pipeline import catalog, embeddings
+from echo_pipeline import embeddings
 from echo_pipeline.embeddings import ClipEmbedder, EmbeddingStore, embed_new, embed_reports
 from echo_pipeline.errors import IndexIntegrityError
 from echo_pipeline.search import CLIPS, KINDS, REPORTS, IndexConfig, verify_index
 from echo_pipeline.search import CODE_VERSION as INDEX_CODE_VERSION
 from echo_pipeline.search import variants
 from echo_pipeline.training import registry
+from echo_pipeline.upstream import read_upstream
 from resources import PipelineResource
 
 GROUP = "embeddings"
@@ -51,13 +52,6 @@ def _device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
-def _read(pipeline: PipelineResource, sql: str, needs: set[str]):
-    missing = needs - set(catalog.available_views(pipeline.store))
-    if missing:
-        raise dg.Failure(f"upstream tables {sorted(missing)} have not been materialised yet; materialise them first")
-    return catalog.open_reader(pipeline.store).sql(sql).to_arrow_table()
-
-
 def _summary_metadata(summary: embeddings.UpdateSummary, record: registry.ModelRecord, seconds: float,
                       total_rows: int, unit: str, device: str) -> dict:
     return {
@@ -80,7 +74,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     Vectors in .npy chunks under arrays/clip_embeddings/, located by this id table (one partition per shard)."""
     variant, store = context.partition_key, pipeline.store
     record = registry.read_record(store, variant)
-    clips = _read(pipeline, variants.MASKED_CLIPS_SQL, {"masked_clips"})
+    clips = read_upstream(store, variants.MASKED_CLIPS_SQL, ["masked_clips"])
     device = _device(config.device)
     embedder = ClipEmbedder(registry.load_model(record), device=device, batch_frames=config.batch_frames,
                             num_workers=config.num_workers)
@@ -111,7 +105,7 @@ def report_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig
     tokenizer's evaluation texts (77-token windows for BPE, the whole report for the template tokenizer)."""
     variant, store = context.partition_key, pipeline.store
     record = registry.read_record(store, variant)
-    table = _read(pipeline, variants.LINKED_REPORTS_SQL, {"reports", "report_links"})
+    table = read_upstream(store, variants.LINKED_REPORTS_SQL, ["reports", "report_links"])
     reports = list(zip(table.column("report_id").to_pylist(), table.column("report_text").to_pylist()))
     model, tokenizer, device = registry.load_model(record), registry.load_tokenizer(record), _device(config.device)
     started = time.perf_counter()

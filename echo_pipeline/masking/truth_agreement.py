@@ -78,3 +78,16 @@ def qc_distributions(masks: pa.Table) -> dict[str, dict[str, float]]:
             q = np.percentile(values, [0, 1, 50, 99, 100])
             result[column] = {"n": int(values.size), **{k: round(float(x), 4) for k, x in zip(("min", "p01", "p50", "p99", "max"), q)}}
     return result
+
+
+def iou_figures(dicom_root: Path, outcomes: list[SectorOutcome], masks: pa.Table,
+                data_root: Path) -> dict[str, dict[str, float]] | None:
+    """IoU summaries against a synthetic cohort's truth: per method over the newly processed clips, and of
+    every kept mask; None for an archive without truth (every real one)."""
+    truth_file = find_truth(dicom_root)
+    if truth_file is None:
+        return None
+    truth = load_truth(truth_file)
+    figures = {f"{k} (new clips)": summary(v) for k, v in method_ious(outcomes, truth).items()}
+    figures["kept masks"] = summary(kept_mask_ious(masks, data_root, truth))
+    return figures
