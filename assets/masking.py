@@ -61,7 +61,6 @@ def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfi
     store.write_table("sector_masks", masks, shard)
     store.write_table("mask_quarantine", quarantine, shard)
     publish_catalog(pipeline)
-
     metadata = {"shard": shard, "a4c_clips": table.num_rows, "newly_processed": len(outcomes),
                 "dagster/row_count": masks.num_rows, "qc_distributions": _md(truth_agreement.qc_distributions(masks)),
                 "methods": counts_table(Counter(masks.column("method").to_pylist()), "method"),
