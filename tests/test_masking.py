@@ -135,6 +135,9 @@ def test_masks_match_ground_truth_with_and_without_region_tags(cohort, cohort_ma
     png = cv2.imread(str(root / masks.column("mask_path")[0].as_py()), cv2.IMREAD_UNCHANGED)
     assert png.dtype == np.uint8 and set(np.unique(png)) <= {0, 255}
     assert png.shape == (masks.column("rows")[0].as_py(), masks.column("columns")[0].as_py())
+    figures = truth_agreement.iou_figures(cohort / "dicom", outcomes, masks, root)  # what sector_masks reports
+    assert figures["kept masks"] == kept and figures["pixels (new clips)"] == truth_agreement.summary(per_method["pixels"])
+    assert truth_agreement.iou_figures(root, outcomes, masks, root) is None  # no truth beside: a real archive
 
 
 @pytest.mark.parametrize("kind", ["rgb", "rle_rgb", "mono", "jpeg"])
