@@ -12,7 +12,7 @@ import dagster as dg
 from assets.common import counts_table, preview, publish_catalog
 from assets.partitions import SHARDS
 from echo_pipeline import masking
-from echo_pipeline.masking import clips, inputs, sectors, truth_agreement
+from echo_pipeline.masking import clips, inputs, qc_summary, sectors, truth_agreement
 from resources import PipelineResource
 
 GROUP = "masking"
@@ -62,7 +62,7 @@ def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfi
     store.write_table("mask_quarantine", quarantine, shard)
     publish_catalog(pipeline)
     metadata = {"shard": shard, "a4c_clips": table.num_rows, "newly_processed": len(outcomes),
-                "dagster/row_count": masks.num_rows, "qc_distributions": _md(truth_agreement.qc_distributions(masks)),
+                "dagster/row_count": masks.num_rows, "qc_distributions": _md(qc_summary.qc_distributions(masks)),
                 "methods": counts_table(Counter(masks.column("method").to_pylist()), "method"),
                 "preview": preview(masks.drop_columns(["file_sha256", "run_id"]))}
     figures = truth_agreement.iou_figures(pipeline.settings.dicom_root, outcomes, masks, store.path)

@@ -5,7 +5,7 @@
   quarantine row. The fan itself: geometry.py.
 - `clips`: per clip, every frame masked, cropped to the sector's bounding square and resized
   (preprocess.py), stored as one `.npy` per clip (clip_store.py), one process per core (parallel.py).
-- `truth_agreement`: agreement with a synthetic cohort's ground-truth masks, QC distributions otherwise.
+- `truth_agreement`: agreement with a synthetic cohort's ground-truth masks; `qc_summary`: QC quantiles otherwise.
 - `inputs`: the upstream rows the two steps read (a shard's A4C clips; its kept masks as ClipJobs).
 See docs/masking.md.
 """
