@@ -1,6 +1,6 @@
 """Asset checks: blocking ones that stop a run before bad data flows on, drift warnings that do not.
 
-The rules live in `echo_pipeline.quality`; docs/checks.md lists every check, its threshold and its variable.
+The rules live in `echo_pipeline.check_rules`; docs/checks.md lists every check, its threshold and its variable.
 Blocking (severity ERROR): `masked_clips_have_plausible_masks`, `report_links_cover_enough_reports`, and
 `no_raw_identifiers` on every asset that writes a catalog table. Warnings: `quarantine_share_drift`,
 `view_filter_drop_drift`, `masking_drop_drift`, each comparing a drop share with its expected maximum and with
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets import embeddings, evaluation, ingestion, masking, reports, tokenization, training, views
-from echo_pipeline import quality
+from echo_pipeline import check_rules
 from echo_pipeline.schemas import TABLES
 from echo_pipeline.storage import DataRoot
 from resources import PipelineResource
@@ -62,7 +62,7 @@ def _previous(context: dg.AssetCheckExecutionContext, key: str) -> float | None:
 
 def _drift(context: dg.AssetCheckExecutionContext, name: str, findings: list[str], current: float,
            metadata: dict) -> dg.AssetCheckResult:
-    limits = quality.drift_limits(name)
+    limits = check_rules.drift_limits(name)
     return dg.AssetCheckResult(
         passed=not findings, severity=dg.AssetCheckSeverity.WARN, description="; ".join(findings) or None,
         metadata={"partition": _partition_key(context) or "all", "share": current, "max_share": limits.max_share,
@@ -73,8 +73,8 @@ def _drift(context: dg.AssetCheckExecutionContext, name: str, findings: list[str
 def _drop_share(context: dg.AssetCheckExecutionContext, name: str, what: str, dropped: int,
                 total: int) -> dg.AssetCheckResult:
     """The drift result for ``dropped`` of ``total`` items of this partition."""
-    current, previous = quality.share(dropped, total), _previous(context, "share")
-    findings = quality.drift_findings(current, previous, quality.drift_limits(name), what)
+    current, previous = check_rules.share(dropped, total), _previous(context, "share")
+    findings = check_rules.drift_findings(current, previous, check_rules.drift_limits(name), what)
     return _drift(context, name, findings, current, {"previous_share": previous, "dropped": dropped, "total": total})
 
 
@@ -91,7 +91,7 @@ def masked_clips_have_plausible_masks(context: dg.AssetCheckExecutionContext,
     if clips is None:
         return dg.AssetCheckResult(passed=True, metadata={"partition": shard or "all", "masked_clips": 0})
     masks = _read(store, "sector_masks", shard)
-    problems = quality.masked_clip_problems(clips, masks if masks is not None else TABLES["sector_masks"].empty_table(),
+    problems = check_rules.masked_clip_problems(clips, masks if masks is not None else TABLES["sector_masks"].empty_table(),
                                             _read(store, "mask_quarantine", shard))
     return dg.AssetCheckResult(passed=not problems, metadata={
         "partition": shard or "all", "masked_clips": clips.num_rows, "without_plausible_mask": len(problems),
@@ -99,12 +99,12 @@ def masked_clips_have_plausible_masks(context: dg.AssetCheckExecutionContext,
 
 
 @dg.asset_check(asset="report_links", blocking=True,
-                description=f"At least the floor ({quality.MIN_LINK_COVERAGE_ENV_VAR}, default "
-                            f"{quality.DEFAULT_MIN_LINK_COVERAGE:.0%}) of the reports are linked to a study.")
+                description=f"At least the floor ({check_rules.MIN_LINK_COVERAGE_ENV_VAR}, default "
+                            f"{check_rules.DEFAULT_MIN_LINK_COVERAGE:.0%}) of the reports are linked to a study.")
 def report_links_cover_enough_reports(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    floor = quality.threshold(quality.MIN_LINK_COVERAGE_ENV_VAR, quality.DEFAULT_MIN_LINK_COVERAGE)
+    floor = check_rules.threshold(check_rules.MIN_LINK_COVERAGE_ENV_VAR, check_rules.DEFAULT_MIN_LINK_COVERAGE)
     links = pipeline.store.read_table("report_links")
-    linked, total, coverage = quality.link_coverage(links if links is not None else TABLES["report_links"].empty_table())
+    linked, total, coverage = check_rules.link_coverage(links if links is not None else TABLES["report_links"].empty_table())
     return dg.AssetCheckResult(
         passed=total > 0 and coverage >= floor,
         description=None if total else "no reports at all: check the reports file",
@@ -122,7 +122,7 @@ def _identifier_check(asset: str, partitioned: bool) -> dg.AssetChecksDefinition
     def no_raw_identifiers(context: dg.AssetCheckExecutionContext, pipeline: PipelineResource) -> dg.AssetCheckResult:
         partition = _partition_key(context) if partitioned else None
         table = _read(pipeline.store, dataset, partition)
-        findings = [] if table is None else quality.identifier_findings(table, asset)
+        findings = [] if table is None else check_rules.identifier_findings(table, asset)
         return dg.AssetCheckResult(passed=not findings, metadata={
             "dataset": dataset, "partition": partition or "all", "rows_scanned": _rows(table),
             "string_columns": 0 if table is None else sum(pa.types.is_string(f.type) for f in table.schema),
@@ -155,10 +155,10 @@ def quarantine_share_drift(context: dg.AssetCheckExecutionContext, pipeline: Pip
     archive_quarantined = _rows(store.read_table(ingestion.QUARANTINE_DATASET))
     archive_total = archive_quarantined + _rows(store.read_table(ingestion.INSTANCES_DATASET))
     # The maximum applies to the whole archive (a small shard's share is noisy); the jump to this shard's files.
-    current, archive = quality.share(quarantined, total), quality.share(archive_quarantined, archive_total)
-    previous, limits = _previous(context, "share"), quality.drift_limits("quarantine")
-    findings = (quality.above_max(archive, limits, "share of the archive's files quarantined")
-                + quality.jumped(current, previous, limits, "share of the shard's files quarantined"))
+    current, archive = check_rules.share(quarantined, total), check_rules.share(archive_quarantined, archive_total)
+    previous, limits = _previous(context, "share"), check_rules.drift_limits("quarantine")
+    findings = (check_rules.above_max(archive, limits, "share of the archive's files quarantined")
+                + check_rules.jumped(current, previous, limits, "share of the shard's files quarantined"))
     return _drift(context, "quarantine", findings, current, {
         "previous_share": previous, "dropped": quarantined, "total": total,
         "archive_share": archive, "archive_files": archive_total})

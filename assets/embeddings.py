@@ -12,7 +12,7 @@ import dagster as dg
 
 from assets.partitions import MODEL_VARIANTS
 from assets.publishing import publish_catalog
-from echo_pipeline import catalog, embeddings, model_variants
+from echo_pipeline import embeddings, model_variants
 from echo_pipeline.devices import resolve_device
 from echo_pipeline.embeddings import ClipEmbedder, EmbeddingStore, embed_new, embed_reports
 from echo_pipeline.errors import IndexIntegrityError
@@ -20,6 +20,7 @@ from echo_pipeline.search import CLIPS, KINDS, REPORTS, IndexConfig, verify_inde
 from echo_pipeline.search import CODE_VERSION as INDEX_CODE_VERSION
 from echo_pipeline.search import refresh
 from echo_pipeline.training import registry
+from echo_pipeline.upstream import read_upstream
 from resources import PipelineResource
 
 GROUP = "embeddings"
@@ -47,13 +48,6 @@ def index_config(config: IndexBuildConfig) -> IndexConfig:
     return IndexConfig(kind=kind, nlist=config.nlist or None, nprobe=config.nprobe)
 
 
-def _read(pipeline: PipelineResource, sql: str, needs: set[str]):
-    missing = needs - set(catalog.available_views(pipeline.store))
-    if missing:
-        raise dg.Failure(f"upstream tables {sorted(missing)} have not been materialised yet; materialise them first")
-    return catalog.open_reader(pipeline.store).sql(sql).to_arrow_table()
-
-
 def _summary_metadata(summary: embeddings.UpdateSummary, record: model_variants.ModelRecord, seconds: float,
                       total_rows: int, unit: str, device: str) -> dict:
     return {
@@ -76,7 +70,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     Vectors in .npy chunks under arrays/clip_embeddings/, located by this id table (one partition per shard)."""
     variant, store = context.partition_key, pipeline.store
     record = model_variants.read_record(store, variant)
-    clips = _read(pipeline, model_variants.MASKED_CLIPS_SQL, {"masked_clips"})
+    clips = read_upstream(store, model_variants.MASKED_CLIPS_SQL, ["masked_clips"])
     device = resolve_device(config.device)
     embedder = ClipEmbedder(registry.load_model(record), device=device, batch_frames=config.batch_frames,
                             num_workers=config.num_workers)
@@ -107,7 +101,7 @@ def report_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig
     tokenizer's evaluation texts (77-token windows for BPE, the whole report for the template tokenizer)."""
     variant, store = context.partition_key, pipeline.store
     record = model_variants.read_record(store, variant)
-    table = _read(pipeline, model_variants.LINKED_REPORTS_SQL, {"reports", "report_links"})
+    table = read_upstream(store, model_variants.LINKED_REPORTS_SQL, ["reports", "report_links"])
     reports = list(zip(table.column("report_id").to_pylist(), table.column("report_text").to_pylist()))
     model, tokenizer = registry.load_model(record), registry.load_tokenizer(record)
     device = resolve_device(config.device)

@@ -10,8 +10,10 @@ import dagster as dg
 from assets.partitions import MODEL_VARIANTS
 from assets.publishing import publish_catalog
 from echo_pipeline import model_variants
-from echo_pipeline.evaluation import DEFAULT_PROMPTS_PATH, plots
+from echo_pipeline.figures import markdown_image
+from echo_pipeline.evaluation import DEFAULT_PROMPTS_PATH
 from echo_pipeline.evaluation import tables as T
+from echo_pipeline.evaluation.figure_files import save_figures
 from echo_pipeline.evaluation.run import EvalSettings, evaluate_variant
 from echo_pipeline.training import registry
 from resources import PipelineResource
@@ -43,18 +45,21 @@ def _md_table(table, columns) -> str:
     return df[[c for c in columns if c in df.columns]].to_markdown(index=False, floatfmt=".3g") if len(df) else "_(empty)_"
 
 
-def _figure_metadata(pipeline: PipelineResource, variant: str, figures: dict, names) -> dict:
-    """Each figure saved as PNG under arrays/eval_plots/<variant>/ and shown inline."""
+def _figure_metadata(figures: dict, paths: dict, names) -> dict:
+    """Each figure's PNG file (saved by the core) and the figure shown inline."""
     out = {}
-    directory = model_variants.eval_plots_dir(pipeline.store, variant)
-    directory.mkdir(parents=True, exist_ok=True)
     for name in names:
         if name in figures:
-            path = directory / f"{name}.png"
-            path.write_bytes(figures[name])
-            out[f"{name}_png"] = dg.MetadataValue.path(str(path))
-            out[name] = dg.MetadataValue.md(plots.markdown_image(figures[name], name))
+            out[f"{name}_png"] = dg.MetadataValue.path(str(paths[name]))
+            out[name] = dg.MetadataValue.md(markdown_image(figures[name], name))
     return out
+
+
+def _settings(config: EvalConfig) -> EvalSettings:
+    return EvalSettings(n_resamples=config.n_resamples, seed=config.seed, n_pairs=config.n_pairs,
+                        device=config.device, batch_frames=config.batch_frames, num_workers=config.num_workers,
+                        echonet_splits=tuple(config.echonet_splits) or None,
+                        prompts_path=config.prompts_path or DEFAULT_PROMPTS_PATH)
 
 
 def _auc_comparison(table) -> str:
@@ -73,19 +78,20 @@ def _auc_comparison(table) -> str:
 )
 def evaluation_tables(context: dg.AssetExecutionContext, config: EvalConfig, pipeline: PipelineResource):
     variant, store = context.partition_key, pipeline.store
-    record = registry.read_record(store, variant)
-    settings = EvalSettings(n_resamples=config.n_resamples, seed=config.seed, n_pairs=config.n_pairs,
-                            device=config.device, batch_frames=config.batch_frames, num_workers=config.num_workers,
-                            echonet_splits=tuple(config.echonet_splits) or None,
-                            prompts_path=config.prompts_path or DEFAULT_PROMPTS_PATH)
-    out = evaluate_variant(store, record, run_id=context.run.run_id, settings=settings,
+    record = model_variants.read_record(store, variant)
+    out = evaluate_variant(store, record, run_id=context.run.run_id, settings=_settings(config),
                            echonet_root=pipeline.settings.echonet_dynamic_root, progress=context.log.info)
     for note in out.notes:
         context.log.warning(note)
     for name, table in out.tables.items():
         store.write_table(name, table, partition=variant)
+    pngs = save_figures(store, variant, out.figures)
     publish_catalog(pipeline)
+    yield from _results(record, out, pngs)
 
+
+def _results(record: model_variants.ModelRecord, out, pngs: dict):
+    """One MaterializeResult per eval_* table: row count, headline numbers, figures, readable tables."""
     common = {"model_id": record.model_id, "checkpoint_sha256": record.checkpoint_sha256,
               "notes": dg.MetadataValue.json(out.notes)}
     headline = {k: dg.MetadataValue.text(v) for k, v in out.headline.items()}
@@ -99,17 +105,17 @@ def evaluation_tables(context: dg.AssetExecutionContext, config: EvalConfig, pip
     yield dg.MaterializeResult(asset_key="eval_retrieval", metadata={
         **common, **{k: v for k, v in headline.items() if k.endswith("mcmrr")},
         "dagster/row_count": tables["eval_retrieval"].num_rows,
-        **_figure_metadata(pipeline, variant, out.figures, ["retrieval_ranks"]),
+        **_figure_metadata(out.figures, pngs, ["retrieval_ranks"]),
     })
     yield dg.MaterializeResult(asset_key="eval_classification", metadata={
         **common, "dagster/row_count": tables["eval_classification"].num_rows,
         "auc_by_task": dg.MetadataValue.md(_auc_comparison(tables["eval_classification"])),
-        **_figure_metadata(pipeline, variant, out.figures, ["roc_internal"]),
+        **_figure_metadata(out.figures, pngs, ["roc_internal"]),
     })
     yield dg.MaterializeResult(asset_key="eval_regression", metadata={
         **common, **{k: v for k, v in headline.items() if k.endswith("lvef_mae")},
         "dagster/row_count": tables["eval_regression"].num_rows,
-        **_figure_metadata(pipeline, variant, out.figures, ["lvef_scatter", "pasp_scatter"]),
+        **_figure_metadata(out.figures, pngs, ["lvef_scatter", "pasp_scatter"]),
     })
     patients = tables["eval_patient_identification"]
     yield dg.MaterializeResult(asset_key="eval_patient_identification", metadata={

@@ -56,18 +56,9 @@ def ingested_dicom_shard(context: dg.AssetExecutionContext, pipeline: PipelineRe
     publish_catalog(pipeline)
 
     reasons = Counter(result.quarantine.column("reason").to_pylist())
-    yield dg.MaterializeResult(
-        asset_key="dicom_instances",
-        metadata={
-            "shard": shard,
-            "files_in_shard": len(files),
-            "newly_processed": result.processed_count,
-            "dicom_root": str(pipeline.settings.dicom_root),
-            "dagster/row_count": result.instances.num_rows,
-            "preview": preview(result.instances),
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key="ingest_quarantine",
-        metadata={"shard": shard, "dagster/row_count": result.quarantine.num_rows, "reasons": counts_table(reasons, "reason")},
-    )
+    yield dg.MaterializeResult(asset_key="dicom_instances", metadata={
+        "shard": shard, "files_in_shard": len(files), "newly_processed": result.processed_count,
+        "dicom_root": str(pipeline.settings.dicom_root), "dagster/row_count": result.instances.num_rows,
+        "preview": preview(result.instances)})
+    yield dg.MaterializeResult(asset_key="ingest_quarantine", metadata={
+        "shard": shard, "dagster/row_count": result.quarantine.num_rows, "reasons": counts_table(reasons, "reason")})

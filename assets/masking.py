@@ -11,8 +11,8 @@ import dagster as dg
 
 from assets.partitions import SHARDS
 from assets.publishing import counts_table, preview, publish_catalog
-from echo_pipeline import catalog, masking
-from echo_pipeline.masking import clips, quality, sectors
+from echo_pipeline import masking
+from echo_pipeline.masking import clips, inputs, qc_summary, sectors, truth_agreement
 from resources import PipelineResource
 
 GROUP = "masking"
@@ -26,13 +26,6 @@ class SectorMaskConfig(dg.Config):
 class MaskedClipConfig(dg.Config):
     size: int = masking.OUTPUT_SIZE  # output frames are size x size
     workers: int = 0  # processes; 0 = one per core
-
-
-def _read(pipeline: PipelineResource, sql: str, shard: str, needs: list[str]):
-    missing = [v for v in needs if v not in catalog.available_views(pipeline.store)]
-    if missing:
-        raise dg.Failure(f"upstream tables {missing} have not been materialised yet; materialise them first")
-    return catalog.open_reader(pipeline.store).sql(sql, params=[shard]).to_arrow_table()
 
 
 def _md(figures: dict[str, dict]) -> dg.MetadataValue:
@@ -57,10 +50,7 @@ def _md(figures: dict[str, dict]) -> dg.MetadataValue:
 def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfig, pipeline: PipelineResource):
     """Find each new A4C clip's sector (region tags, else pixels), judge it, save the mask or quarantine it."""
     shard, store = context.partition_key, pipeline.store
-    table = _read(pipeline, """
-        SELECT a.sop_instance_uid, d.file_sha256, d.relative_path, d.region_x0, d.region_y0, d.region_x1, d.region_y1
-        FROM a4c_clips AS a JOIN dicom_instances AS d USING (sop_instance_uid)
-        WHERE a.shard = ? ORDER BY a.sop_instance_uid""", shard, ["a4c_clips", "dicom_instances"])
+    table = inputs.read_a4c_clips(store, shard)
     masks, quarantine, outcomes = sectors.sector_tables(
         sectors.clip_sources(table, pipeline.settings.dicom_root, shard),
         store.read_table("sector_masks", shard), store.read_table("mask_quarantine", shard),
@@ -71,16 +61,12 @@ def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfi
     store.write_table("sector_masks", masks, shard)
     store.write_table("mask_quarantine", quarantine, shard)
     publish_catalog(pipeline)
-
     metadata = {"shard": shard, "a4c_clips": table.num_rows, "newly_processed": len(outcomes),
-                "dagster/row_count": masks.num_rows, "qc_distributions": _md(quality.qc_distributions(masks)),
+                "dagster/row_count": masks.num_rows, "qc_distributions": _md(qc_summary.qc_distributions(masks)),
                 "methods": counts_table(Counter(masks.column("method").to_pylist()), "method"),
                 "preview": preview(masks.drop_columns(["file_sha256", "run_id"]))}
-    truth_file = quality.find_truth(pipeline.settings.dicom_root)
-    if truth_file is not None:  # a synthetic cohort: report agreement with its ground truth
-        truth = quality.load_truth(truth_file)
-        figures = {f"{k} (new clips)": quality.summary(v) for k, v in quality.method_ious(outcomes, truth).items()}
-        figures["kept masks"] = quality.summary(quality.kept_mask_ious(masks, store.path, truth))
+    figures = truth_agreement.iou_figures(pipeline.settings.dicom_root, outcomes, masks, store.path)
+    if figures is not None:  # a synthetic cohort: report agreement with its ground truth
         metadata["iou_vs_truth"] = _md(figures)
         metadata["kept_mask_iou_median"] = figures["kept masks"].get("median", float("nan"))
     yield dg.MaterializeResult(asset_key="sector_masks", metadata=metadata)
@@ -96,13 +82,7 @@ def masked_clips(context: dg.AssetExecutionContext, config: MaskedClipConfig, pi
     """Every frame of each masked A4C clip: sector only (exact zeros outside), cropped to its bounding square,
     resized to size x size, uint8 RGB, one .npy (T, H, W, 3) per clip."""
     shard, store = context.partition_key, pipeline.store
-    table = _read(pipeline, """
-        SELECT m.sop_instance_uid, m.file_sha256, m.mask_path, m.method, d.relative_path, d.frame_rate
-        FROM sector_masks AS m JOIN dicom_instances AS d
-          ON d.sop_instance_uid = m.sop_instance_uid AND d.file_sha256 = m.file_sha256
-        WHERE m.shard = ? ORDER BY m.sop_instance_uid""", shard, ["sector_masks", "dicom_instances"])
-    jobs = [clips.ClipJob(r["sop_instance_uid"], r["file_sha256"], shard, str(pipeline.settings.dicom_root / r["relative_path"]),
-                          str(store.path / r["mask_path"]), r["method"], r["frame_rate"]) for r in table.to_pylist()]
+    jobs = inputs.read_clip_jobs(store, pipeline.settings.dicom_root, shard)
     result, failures = clips.masked_clip_table(
         jobs, store.read_table("masked_clips", shard), clip_dir=store.array_dir("masked_clips") / shard,
         data_root=store.path, run_id=context.run.run_id, code_version=masking.CODE_VERSION, size=config.size,

@@ -6,16 +6,11 @@ from collections import Counter
 import dagster as dg
 
 from assets.publishing import counts_table, preview, publish_catalog
-from echo_pipeline import catalog, reports
+from echo_pipeline import reports
+from echo_pipeline.reports.inputs import read_studies
 from resources import PipelineResource
 
 GROUP = "reports"
-
-
-def _studies(pipeline: PipelineResource):
-    """One row per ingested study (keyed ids only), read from the de-duplicated `dicom_instances` view."""
-    con = catalog.open_reader(pipeline.store)
-    return reports.study_index(con.sql("SELECT * FROM dicom_instances").to_arrow_table())
 
 
 @dg.multi_asset(
@@ -54,7 +49,7 @@ def validated_reports(context: dg.AssetExecutionContext, pipeline: PipelineResou
     ],
 )
 def linked_reports(context: dg.AssetExecutionContext, pipeline: PipelineResource):
-    studies = _studies(pipeline)
+    studies = read_studies(pipeline.store)
     links = reports.link_reports(pipeline.store.read_table("reports"), studies,
                                  run_id=context.run.run_id, code_version=reports.CODE_VERSION)
     unreported = reports.studies_without_report(links, studies, run_id=context.run.run_id, code_version=reports.CODE_VERSION)
@@ -86,7 +81,7 @@ def report_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource)
 def splits(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """Train / validation / test per study, assigned by patient (stable: adding patients moves nobody)."""
     train, validation, test = pipeline.settings.split_fractions
-    table = reports.split_studies(_studies(pipeline), fractions={"train": train, "validation": validation, "test": test},
+    table = reports.split_studies(read_studies(pipeline.store), fractions={"train": train, "validation": validation, "test": test},
                                   run_id=context.run.run_id, code_version=reports.CODE_VERSION)
     pipeline.store.write_table("splits", table)
     publish_catalog(pipeline)

@@ -1,25 +1,15 @@
 """Stage 5: reports as tokens: CLIP BPE (EchoCLIP) and the template tokenizer learned from training reports."""
 
 import dagster as dg
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.publishing import preview, publish_catalog
-from echo_pipeline import catalog, tokenizers
+from echo_pipeline import tokenizers
+from echo_pipeline.tokenizers.inputs import read_reports_with_split
 from resources import PipelineResource
 
 GROUP = "tokenization"
 VOCABULARY_FILE = "template_vocabulary.json"
-
-
-def _reports_with_split(pipeline: PipelineResource) -> pa.Table:
-    """report_id, report_text, patient_key and the split of the linked study ("unassigned" when unlinked)."""
-    return catalog.open_reader(pipeline.store).sql("""
-        SELECT r.report_id, r.report_text, l.patient_key, coalesce(s.split, 'unassigned') AS split
-        FROM reports r LEFT JOIN report_links l ON l.report_id = r.report_id
-        LEFT JOIN splits s ON s.study_instance_uid = l.study_instance_uid
-        ORDER BY r.report_id
-    """).to_arrow_table()
 
 
 def vocabulary_path(pipeline: PipelineResource):
@@ -46,7 +36,7 @@ def bpe_tokens(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
           code_version=tokenizers.CODE_VERSION)
 def template_vocabulary(pipeline: PipelineResource) -> dg.MaterializeResult:
     """Sentence templates learned from the training split's reports only; a versioned, readable JSON file."""
-    table = _reports_with_split(pipeline)
+    table = read_reports_with_split(pipeline.store)
     train = table.filter(pc.equal(table.column("split"), "train"))
     vocabulary = tokenizers.learn_vocabulary(train.column("report_text").to_pylist(),
                                              groups=train.column("patient_key").to_pylist(), source_split="train")
@@ -82,7 +72,7 @@ def tokenizer_stats(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     tokenizer = tokenizers.make_tokenizer("template", vocabulary_path(pipeline))
     table = tokenizers.tokenizer_stats(
         pipeline.store.read_table("bpe_tokens"), pipeline.store.read_table("template_tokens"),
-        _reports_with_split(pipeline).select(["report_id", "split"]),
+        read_reports_with_split(pipeline.store).select(["report_id", "split"]),
         template_vocab_size=tokenizer.vocab_size, bpe_vocab_size=tokenizers.BpeTokenizer(77).vocab_size,
         run_id=context.run.run_id, code_version=tokenizers.CODE_VERSION,
     )

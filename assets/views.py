@@ -8,10 +8,10 @@ import dagster as dg
 
 from assets.partitions import SHARDS
 from assets.publishing import counts_table, preview, publish_catalog
-from echo_pipeline import catalog, views
-from echo_pipeline.errors import InputContractError
-from echo_pipeline.views import quality
-from echo_pipeline.views.model import torch_threads
+from echo_pipeline import views
+from echo_pipeline.views import inputs, truth_agreement
+from echo_pipeline.upstream import read_partition
+from echo_pipeline.views.provide import provide_classifier
 from resources import PipelineResource
 
 GROUP = "views"
@@ -38,13 +38,6 @@ class A4cClipsConfig(dg.Config):
     min_frames: int = views.A4cFilter.min_frames
 
 
-def _instances(pipeline: PipelineResource, shard: str | None = None):
-    if "dicom_instances" not in catalog.available_views(pipeline.store):
-        raise dg.Failure("dicom_instances has not been materialised yet; materialise the ingestion assets first")
-    sql = "SELECT * FROM dicom_instances" + (" WHERE shard = ? ORDER BY sop_instance_uid" if shard else "")
-    return catalog.open_reader(pipeline.store).sql(sql, params=[shard] if shard else None).to_arrow_table()
-
-
 def _validation_metadata(card: dict) -> dict:
     validation = card.get("validation") or {}
     a4c = (validation.get("per_class") or {}).get("A4C", {})
@@ -60,17 +53,37 @@ def _validation_metadata(card: dict) -> dict:
     }
 
 
+def _trained_metadata(provided, spec: views.ModelSpec) -> dict:
+    card, training = provided.card, provided.card["training"]
+    return {
+        "classifier_id": card["classifier_id"], "card": str(provided.card_path),
+        "architecture": f"{spec.architecture} {spec.timm_args}",
+        "input": f"{spec.frames_per_clip} frames x {spec.input_size} px",
+        "training_data_hash": training["data_hash"], "training_seconds": round(provided.seconds, 1),
+        "train_clips": training["train_clips"], "train_patients": training["train_patients"],
+        "validation_patients": training["validation_patients"], **provided.counts, **_validation_metadata(card)}
+
+
+def _agreement_metadata(agreement: dict) -> dict:
+    held_out = agreement["held_out_patients"]
+    return {"truth_agreement_all_clips": dg.MetadataValue.json(agreement["all_clips"]),
+            "truth_agreement_held_out_patients": dg.MetadataValue.json(held_out),
+            "truth_a4c_precision_held_out": held_out["precision"],
+            "truth_a4c_recall_held_out": held_out["recall"]}
+
+
+def _selection_metadata(shard: str, table, rule: views.A4cFilter, decisions: dict, predictions) -> dict:
+    return {
+        "shard": shard, "dagster/row_count": table.num_rows, "min_probability": rule.min_probability,
+        "min_frames": rule.min_frames,
+        "decisions": dg.MetadataValue.md("| decision | clips | meaning |\n|---|---:|---|\n" + "\n".join(
+            f"| {code} | {decisions.get(code, 0)} | {meaning} |" for code, meaning in views.DECISIONS.items())),
+        "predicted_views": _per_view(predictions),
+    }
+
+
 def _per_view(predictions) -> dg.MetadataValue:
     return counts_table(Counter(v or "(not decoded)" for v in predictions.column("view").to_pylist()), "view")
-
-
-def _training_patients(pipeline: PipelineResource, card: dict | None) -> set:
-    """patient_key of every clip that trained the classifier (empty when unknown, e.g. a classifier from elsewhere)."""
-    table = pipeline.store.read_table("view_training_clips")
-    if table is None or card is None:
-        return set()
-    return {row["patient_key"] for row in table.to_pylist()
-            if row["split"] == "train" and row["classifier_id"] == card["classifier_id"]}
 
 
 @dg.multi_asset(
@@ -88,50 +101,25 @@ def _training_patients(pipeline: PipelineResource, card: dict | None) -> set:
 )
 def view_classifier(context: dg.AssetExecutionContext, config: ViewClassifierConfig, pipeline: PipelineResource):
     settings, store = pipeline.settings, pipeline.store
-    directory = store.array_dir(CLASSIFIER_DIR)
-    if settings.view_labels_path is None:
-        if settings.view_classifier_path is None:
-            raise InputContractError(
-                "view_classifier: no view labels and no saved classifier are configured; provide either labels to train "
-                "one (--view-labels / ECHO_PIPELINE_VIEW_LABELS: CSV or Parquet with sop_instance_uid, view) or a saved "
-                "classifier (ECHO_PIPELINE_VIEW_CLASSIFIER: the card.json of a classifier from an earlier run, "
-                "DATA_ROOT/arrays/view_classifier/<classifier_id>/card.json)"
-            )
-        card_path = views.install_classifier(settings.view_classifier_path, directory)
-        views.set_current(directory, card_path)
-        card = views.load_classifier(card_path).card
-        yield dg.MaterializeResult(asset_key="view_classifier", metadata={
-            "source": f"saved classifier {settings.view_classifier_path}", "classifier_id": card["classifier_id"],
-            "card": str(card_path), **_validation_metadata(card)})
-        return
-
     spec = views.ModelSpec(architecture=config.architecture, input_size=config.input_size,
                            frames_per_clip=config.frames_per_clip)
-    train_config = views.TrainConfig(seed=config.seed, epochs=config.epochs,
-                                     validation_fraction=config.validation_fraction)
-    labels = views.read_view_labels(settings.view_labels_path)
-    clips, counts = views.load_labelled_clips(_instances(pipeline), labels, settings.dicom_root, spec,
-                                              progress=context.log.info)
-    started = time.perf_counter()
-    with torch_threads(config.threads or None):
-        result = views.train_classifier(clips, spec, train_config, progress=context.log.info)
-    seconds = time.perf_counter() - started
-    card_path = views.save_classifier(directory, result.model, spec, {
-        **result.card, "labels_file": settings.view_labels_path.name, "code_version": views.CODE_VERSION})
-    views.set_current(directory, card_path)
-    card = views.load_classifier(card_path).card
-    table = views.training_clips_table(clips, result, card["classifier_id"], run_id=context.run.run_id,
-                                       code_version=views.CODE_VERSION)
+    provided = provide_classifier(
+        store.array_dir(CLASSIFIER_DIR), labels_path=settings.view_labels_path,
+        saved_card=settings.view_classifier_path, read_instances=lambda: inputs.read_instances(store),
+        dicom_root=settings.dicom_root, spec=spec, threads=config.threads or None,
+        train_config=views.TrainConfig(seed=config.seed, epochs=config.epochs,
+                                       validation_fraction=config.validation_fraction),
+        run_id=context.run.run_id, code_version=views.CODE_VERSION, progress=context.log.info)
+    card = provided.card
+    if provided.training_clips is None:
+        yield dg.MaterializeResult(asset_key="view_classifier", metadata={
+            "source": provided.source, "classifier_id": card["classifier_id"], "card": str(provided.card_path),
+            **_validation_metadata(card)})
+        return
+    table = provided.training_clips
     store.write_table("view_training_clips", table)
     publish_catalog(pipeline)
-    training = card["training"]
-    yield dg.MaterializeResult(asset_key="view_classifier", metadata={
-        "classifier_id": card["classifier_id"], "card": str(card_path),
-        "architecture": f"{spec.architecture} {spec.timm_args}",
-        "input": f"{spec.frames_per_clip} frames x {spec.input_size} px",
-        "training_data_hash": training["data_hash"], "training_seconds": round(seconds, 1),
-        "train_clips": training["train_clips"], "train_patients": training["train_patients"],
-        "validation_patients": training["validation_patients"], **counts, **_validation_metadata(card)})
+    yield dg.MaterializeResult(asset_key="view_classifier", metadata=_trained_metadata(provided, spec))
     yield dg.MaterializeResult(asset_key="view_training_clips", metadata={
         "dagster/row_count": table.num_rows,
         "per_label": counts_table(Counter(table.column("label").to_pylist()), "label")})
@@ -147,7 +135,7 @@ def view_predictions(context: dg.AssetExecutionContext, config: ViewPredictionCo
     if card_path is None:
         raise dg.Failure("no view classifier in this data root yet; materialise view_classifier first")
     classifier = views.load_classifier(card_path)
-    instances = _instances(pipeline, shard)
+    instances = inputs.read_instances(store, shard)
     started = time.perf_counter()
     table, newly = views.predict_views(
         classifier, instances, pipeline.settings.dicom_root, run_id=context.run.run_id, code_version=views.CODE_VERSION,
@@ -171,38 +159,21 @@ def view_predictions(context: dg.AssetExecutionContext, config: ViewPredictionCo
 def a4c_clips(context: dg.AssetExecutionContext, config: A4cClipsConfig, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The shard's clips predicted A4C with p_a4c ≥ min_probability, not colour Doppler, with ≥ min_frames frames."""
     shard, store = context.partition_key, pipeline.store
-    predictions = store.read_table("view_predictions", shard)
-    if predictions is None:
-        raise dg.Failure(f"view_predictions has no partition {shard} yet; materialise it first")
-    instances = _instances(pipeline, shard)
+    predictions = read_partition(store, "view_predictions", shard)
+    instances = inputs.read_instances(store, shard)
     rule = views.A4cFilter(min_probability=config.min_probability, min_frames=config.min_frames)
     table, decisions = views.select_a4c(predictions, instances, rule, run_id=context.run.run_id,
                                         code_version=views.CODE_VERSION)
     store.write_table("a4c_clips", table, shard)
     publish_catalog(pipeline)
-
-    metadata = {
-        "shard": shard, "dagster/row_count": table.num_rows, "min_probability": rule.min_probability,
-        "min_frames": rule.min_frames,
-        "decisions": dg.MetadataValue.md("| decision | clips | meaning |\n|---|---:|---|\n" + "\n".join(
-            f"| {code} | {decisions.get(code, 0)} | {meaning} |" for code, meaning in views.DECISIONS.items())),
-        "predicted_views": _per_view(predictions),
-    }
+    metadata = _selection_metadata(shard, table, rule, decisions, predictions)
     ids = set(predictions.column("classifier_id").to_pylist())
     card = views.read_card(store.array_dir(CLASSIFIER_DIR), ids.pop()) if len(ids) == 1 else None
     if card is not None:
         metadata["classifier_id"] = card["classifier_id"]
         metadata.update(_validation_metadata(card))
-    truth_file = quality.find_truth(pipeline.settings.dicom_root)
-    if truth_file is not None:  # a synthetic cohort: report agreement with its ground truth
-        kept, truth = set(table.column("sop_instance_uid").to_pylist()), quality.load_truth(truth_file)
-        trained_on = _training_patients(pipeline, card)
-        patient = dict(zip(instances.column("sop_instance_uid").to_pylist(), instances.column("patient_key").to_pylist()))
-        scored = [(uid, uid in kept, bool(colour)) for uid, colour in
-                  zip(predictions.column("sop_instance_uid").to_pylist(), predictions.column("is_colour").to_pylist())]
-        held_out = quality.a4c_agreement([s for s in scored if patient.get(s[0]) not in trained_on], truth)
-        metadata["truth_agreement_all_clips"] = dg.MetadataValue.json(quality.a4c_agreement(scored, truth))
-        metadata["truth_agreement_held_out_patients"] = dg.MetadataValue.json(held_out)
-        metadata["truth_a4c_precision_held_out"] = held_out["precision"]
-        metadata["truth_a4c_recall_held_out"] = held_out["recall"]
+    agreement = truth_agreement.a4c_truth_agreement(pipeline.settings.dicom_root, table, predictions, instances,
+                                                    inputs.training_patients(store, card))
+    if agreement is not None:  # a synthetic cohort: report agreement with its ground truth
+        metadata.update(_agreement_metadata(agreement))
     return dg.MaterializeResult(metadata=metadata)

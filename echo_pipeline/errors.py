@@ -47,3 +47,11 @@ class VocabularyError(InputContractError):
 
 class MaskingError(EchoPipelineError):
     """A sector mask or a masked clip cannot be computed, written or read as its table row says."""
+
+
+class UpstreamNotMaterialisedError(EchoPipelineError):
+    """A table a step reads has not been written yet; the message names the assets to materialise first."""
+
+
+class TrainingDataError(EchoPipelineError):
+    """The upstream tables yield nothing to train on (no train/validation clip with a linked report)."""

@@ -18,7 +18,7 @@ import pytest
 
 import echo_pipeline_cli
 from definitions import build_definitions
-from echo_pipeline import catalog, quality
+from echo_pipeline import catalog, check_rules
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.masking.plausibility import AREA_FRACTION
 from echo_pipeline.privacy import KEY_ENV_VAR
@@ -179,7 +179,7 @@ def test_implausible_or_missing_mask_fails_the_blocking_check(built, tmp_path):
     assert check.metadata["examples"].value[0]["sop_instance_uid"] == masks.column("sop_instance_uid")[0].as_py()
 
     rewrite(root, "sector_masks", shards[0], lambda t: t.slice(1))  # the first clip's mask row disappears
-    problems = quality.masked_clip_problems(DataRoot(root).read_table("masked_clips", shards[0]),
+    problems = check_rules.masked_clip_problems(DataRoot(root).read_table("masked_clips", shards[0]),
                                             DataRoot(root).read_table("sector_masks", shards[0]))
     assert [p["problem"] for p in problems] == ["no_sector_mask"]
 
@@ -188,10 +188,10 @@ def test_low_link_coverage_fails_and_blocks_what_follows(built, tmp_path, monkey
     cohort, data_root, _ = built
     assert run_checks(settings_for(cohort, data_root), [("report_links", "report_links_cover_enough_reports")])[
         ("report_links", "report_links_cover_enough_reports")].passed
-    monkeypatch.setenv(quality.MIN_LINK_COVERAGE_ENV_VAR, "1.01")
+    monkeypatch.setenv(check_rules.MIN_LINK_COVERAGE_ENV_VAR, "1.01")
     with pytest.raises(InputContractError, match="ECHO_PIPELINE_MIN_LINK_COVERAGE"):  # refused, not ignored
-        quality.threshold(quality.MIN_LINK_COVERAGE_ENV_VAR, 0.8)
-    monkeypatch.delenv(quality.MIN_LINK_COVERAGE_ENV_VAR)
+        check_rules.threshold(check_rules.MIN_LINK_COVERAGE_ENV_VAR, 0.8)
+    monkeypatch.delenv(check_rules.MIN_LINK_COVERAGE_ENV_VAR)
 
     # Reports whose keys match no study: linking runs, the check fails, report_labels never runs.
     reports = pd.read_csv(cohort / "reports.csv", dtype=str)
@@ -206,7 +206,7 @@ def test_low_link_coverage_fails_and_blocks_what_follows(built, tmp_path, monkey
                             selection=dg.AssetSelection.assets("reports", "report_quarantine", "report_links",
                                                                "studies_without_report", "report_labels"))
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "report_links_cover_enough_reports")
-    assert not check.passed and check.metadata["coverage"].value < quality.DEFAULT_MIN_LINK_COVERAGE
+    assert not check.passed and check.metadata["coverage"].value < check_rules.DEFAULT_MIN_LINK_COVERAGE
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "report_links" in materialized and "report_labels" not in materialized
 
@@ -244,12 +244,12 @@ def test_identifier_rules_on_raw_input_values(built):
                     "accession_key": pa.array(studies.column("accession_number").to_pylist()[:patients.num_rows]),
                     "report_text": pa.array(["MRN: 1234567 seen today"] * patients.num_rows),
                     "patient_id": pa.array(["x"] * patients.num_rows)})
-    found = {(f.column, f.rule) for f in quality.identifier_findings(raw, "raw")}
+    found = {(f.column, f.rule) for f in check_rules.identifier_findings(raw, "raw")}
     assert {("patient_key", "pseudonym_format"), ("accession_key", "pseudonym_format"), ("note", "person_name"),
             ("report_text", "mrn_token"), ("patient_id", "forbidden_column")} <= found
     redacted = pa.table({"report_text": ["MRN: [REDACTED] seen today"], "relative_path": ["B5F9CF5F/757358/US127002.dcm"],
                          "patient_key": [None]})
-    assert quality.identifier_findings(redacted, "clean") == []
+    assert check_rules.identifier_findings(redacted, "clean") == []
 
 
 def test_quarantine_drift_warns_when_the_share_jumps(built, tmp_path, monkeypatch):
@@ -282,11 +282,11 @@ def test_quarantine_drift_warns_when_the_share_jumps(built, tmp_path, monkeypatc
 
 
 def test_drift_rules():
-    limits = quality.DriftLimits(max_share=0.1, max_jump=0.05)
-    assert quality.drift_findings(0.04, 0.02, limits, "x") == []
-    assert len(quality.drift_findings(0.09, 0.02, limits, "x")) == 1  # jumped 7 points
-    assert len(quality.drift_findings(0.2, 0.19, limits, "x")) == 1  # above the maximum
-    assert quality.drift_findings(0.09, None, limits, "x") == []  # nothing to compare with yet
+    limits = check_rules.DriftLimits(max_share=0.1, max_jump=0.05)
+    assert check_rules.drift_findings(0.04, 0.02, limits, "x") == []
+    assert len(check_rules.drift_findings(0.09, 0.02, limits, "x")) == 1  # jumped 7 points
+    assert len(check_rules.drift_findings(0.2, 0.19, limits, "x")) == 1  # above the maximum
+    assert check_rules.drift_findings(0.09, None, limits, "x") == []  # nothing to compare with yet
 
 
 # --- observed inputs ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""docs/tables.md documents every table and column that echo_pipeline/schemas.py declares."""
+"""docs/tables.md documents every table and column that echo_pipeline/schemas/ declares."""
 
 import re
 from pathlib import Path

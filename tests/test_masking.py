@@ -22,7 +22,7 @@ from echo_pipeline import masking
 from echo_pipeline.errors import MaskingError
 from echo_pipeline.ingest.decode import decode_frames
 from echo_pipeline.ingest.header import region_bounds
-from echo_pipeline.masking import clip_store, quality
+from echo_pipeline.masking import clip_store, truth_agreement
 from echo_pipeline.masking.from_pixels import sample_indices, sector_from_pixels
 from echo_pipeline.masking.geometry import Fan, iou
 from echo_pipeline.masking.preprocess import apply_plan, output_mask, plan_crop
@@ -118,23 +118,26 @@ def cohort_masks(cohort, tmp_path_factory):
 
 def test_masks_match_ground_truth_with_and_without_region_tags(cohort, cohort_masks):
     truth_rows, sources, root, masks, quarantine, outcomes = cohort_masks
-    truth = quality.load_truth(cohort / "truth" / "clips.parquet")
-    per_method = quality.method_ious(outcomes, truth)
+    truth = truth_agreement.load_truth(cohort / "truth" / "clips.parquet")
+    per_method = truth_agreement.method_ious(outcomes, truth)
     tagged = sum(s.region is not None for s in sources)
     assert len(per_method["pixels"]) == len(sources) and len(per_method["regions"]) == tagged > 0
     for method, values in per_method.items():
-        summary = quality.summary(values)
+        summary = truth_agreement.summary(values)
         assert summary["median"] >= 0.95, (method, summary)
         assert summary["fraction_ge_0_90"] >= 0.99, (method, summary)
     a4c = {r["sop_instance_uid"] for r in truth_rows if r["view"] == "A4C"}
     assert a4c <= set(masks.column("sop_instance_uid").to_pylist()), quarantine.to_pylist()
-    kept = quality.summary(quality.kept_mask_ious(masks, root, truth))
+    kept = truth_agreement.summary(truth_agreement.kept_mask_ious(masks, root, truth))
     assert kept["n"] == masks.num_rows and kept["median"] >= 0.95 and kept["fraction_ge_0_90"] >= 0.99
     methods = set(masks.column("method").to_pylist())
     assert "pixels" in methods and methods & {"regions", "regions_pixels"}
     png = cv2.imread(str(root / masks.column("mask_path")[0].as_py()), cv2.IMREAD_UNCHANGED)
     assert png.dtype == np.uint8 and set(np.unique(png)) <= {0, 255}
     assert png.shape == (masks.column("rows")[0].as_py(), masks.column("columns")[0].as_py())
+    figures = truth_agreement.iou_figures(cohort / "dicom", outcomes, masks, root)  # what sector_masks reports
+    assert figures["kept masks"] == kept and figures["pixels (new clips)"] == truth_agreement.summary(per_method["pixels"])
+    assert truth_agreement.iou_figures(root, outcomes, masks, root) is None  # no truth beside: a real archive
 
 
 @pytest.mark.parametrize("kind", ["rgb", "rle_rgb", "mono", "jpeg"])

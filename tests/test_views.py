@@ -19,8 +19,9 @@ from assets.partitions import SHARDS
 from echo_pipeline import catalog, views
 from echo_pipeline.errors import CheckpointError, InputContractError
 from echo_pipeline.storage import DataRoot
-from echo_pipeline.views import colour, frames
+from echo_pipeline.views import colour, frames, inputs, truth_agreement
 from echo_pipeline.views.model import clip_probabilities, torch_threads
+from echo_pipeline.views.provide import provide_classifier
 from resources import PipelineResource
 
 PATIENTS, SEED = 60, 0
@@ -139,6 +140,32 @@ def test_no_labels_and_no_classifier_says_what_to_provide(cohort, tmp_path):
     if isinstance(raised.value, dg.DagsterExecutionStepExecutionError):
         message += str(raised.value.__cause__)
     assert "ECHO_PIPELINE_VIEW_LABELS" in message and "ECHO_PIPELINE_VIEW_CLASSIFIER" in message
+
+
+def test_core_steps_run_without_dagster(cohort, run, tmp_path):
+    """provide_classifier installs a saved classifier or names both inputs; a4c_truth_agreement gives the
+    figures a4c_clips reported, is None without truth, and counts every clip as held out when nothing trained."""
+    store, shard = run["store"], SHARDS.get_partition_keys()[0]
+    card = views.current_card_path(store.array_dir("view_classifier"))
+    common = dict(read_instances=lambda: pytest.fail("a saved classifier needs no instances"),
+                  dicom_root=cohort.dicom_root, spec=views.ModelSpec(), train_config=views.TrainConfig(),
+                  threads=1, run_id="r", code_version=views.CODE_VERSION)
+    provided = provide_classifier(tmp_path / "cls", labels_path=None, saved_card=card, **common)
+    assert provided.training_clips is None and str(card) in provided.source
+    assert views.current_card_path(tmp_path / "cls") == provided.card_path
+    with pytest.raises(InputContractError, match="ECHO_PIPELINE_VIEW_CLASSIFIER"):
+        provide_classifier(tmp_path / "none", labels_path=None, saved_card=None, **common)
+
+    predictions, kept = store.read_table("view_predictions", shard), store.read_table("a4c_clips", shard)
+    instances = inputs.read_instances(store, shard)
+    agreement = truth_agreement.a4c_truth_agreement(cohort.dicom_root, kept, predictions, instances,
+                                                    inputs.training_patients(store, provided.card))
+    reported = run["a4c"][shard]
+    assert agreement["all_clips"] == reported["truth_agreement_all_clips"].value
+    assert agreement["held_out_patients"] == reported["truth_agreement_held_out_patients"].value
+    nobody = truth_agreement.a4c_truth_agreement(cohort.dicom_root, kept, predictions, instances, set())
+    assert nobody["held_out_patients"] == nobody["all_clips"]
+    assert truth_agreement.a4c_truth_agreement(tmp_path, kept, predictions, instances, set()) is None
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 import numpy as np  # noqa: E402
 
-from echo_pipeline.figures import figure_png, markdown_image  # noqa: E402,F401  (markdown_image: for the asset)
+from echo_pipeline.figures import figure_png  # noqa: E402
 from echo_pipeline.metrics.classification import roc_auc  # noqa: E402
 
 DPI = 80

@@ -29,6 +29,7 @@ from echo_pipeline.evaluation.prompt_sets import embed_prompt_sets, primary_stra
 from echo_pipeline.evaluation.prompts import DEFAULT_PROMPTS_PATH, PromptsFile, load_prompts
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.training import registry
+from echo_pipeline.upstream import require_tables
 
 log = logging.getLogger(__name__)
 INTERNAL = "internal"
@@ -108,9 +109,7 @@ def evaluate_variant(data_root: DataRoot, record: registry.ModelRecord, *, run_i
                      settings: EvalSettings = EvalSettings(), echonet_root: str | Path | None = None,
                      progress: Callable[[str], None] = log.info) -> EvalOutputs:
     """All eval_* tables (one partition's worth: this variant) plus figures, headline and notes."""
-    missing = set(NEEDED_VIEWS) - set(catalog.available_views(data_root))
-    if missing:
-        raise EvaluationError(f"{data_root.path}: tables {sorted(missing)} not materialised; materialise them first")
+    require_tables(data_root, NEEDED_VIEWS)
     prompts = load_prompts(settings.prompts_path)
     boot = T.Bootstrap(settings.n_resamples, settings.seed)
     notes: list[str] = []

@@ -1,4 +1,4 @@
-"""Evaluation results as rows of the `eval_*` tables (schemas in echo_pipeline/schemas.py; docs/tables.md).
+"""Evaluation results as rows of the `eval_*` tables (schemas in echo_pipeline/schemas/; docs/tables.md).
 
 Every row carries the lineage of `Lineage` (which model, which checkpoint, reference or not, which variant,
 dataset and split, run and code version) and, for a metric, its value with a 95 % percentile bootstrap CI

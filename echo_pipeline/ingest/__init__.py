@@ -13,7 +13,7 @@ from echo_pipeline.ingest.reasons import REASONS
 from echo_pipeline.ingest.scan import ScannedFile, scan_dicom_root
 from echo_pipeline.storage import file_sha256
 from echo_pipeline.ingest.shard import ShardTables, ingest_shard, merge_shards
-from echo_pipeline.ingest.syntaxes import decoder_for, supported_transfer_syntaxes
+from echo_pipeline.ingest.decoders import decoder_for, supported_transfer_syntaxes
 
 #: Stage code version, recorded on every row; bump it when the rows ingestion writes change.
 CODE_VERSION = "ingest-1"

@@ -29,7 +29,8 @@ from echo_pipeline.ingest.decode import decode_frames
 from echo_pipeline.ingest.header import identifying_values, instance_fields, quiet_values, scrub, text
 from echo_pipeline.ingest.layout import check_pixel_data, pixel_layout
 from echo_pipeline.ingest.scan import ScannedFile
-from echo_pipeline.ingest.syntaxes import decoder_for, is_image_sop_class
+from echo_pipeline.ingest.decoders import decoder_for
+from echo_pipeline.ingest.syntaxes import is_image_sop_class
 
 #: Files above this size are quarantined unread (read whole into memory otherwise).
 MAX_FILE_BYTES = 4 * 1024**3

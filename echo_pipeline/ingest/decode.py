@@ -1,13 +1,9 @@
 """One function decodes any requested frames of any supported DICOM file to RGB uint8: `decode_frames`.
 
-The fastest correct path per transfer syntax (echo_pipeline.ingest.syntaxes.decoder_for):
-- native (implicit/explicit VR little endian, deflated, big endian): numpy views of only the requested frames;
-- JPEG baseline (and 8-bit extended): the frame's bytes from pydicom's encapsulation helpers, decoded by
-  libjpeg-turbo through cv2.imdecode straight to RGB, at 1/2, 1/4 or 1/8 scale inside the IDCT when asked;
-- RLE lossless: the rle package's decoder on each requested frame;
-- anything else pydicom can decode (JPEG lossless, JPEG-LS, JPEG 2000, 12-bit JPEG, and JPEG streams whose
-  colour markers libjpeg would misread): pydicom's decoder, one requested frame at a time.
-Every path ends in RgbConverter (colour.py), so all give the same RGB for the same pixels.
+The fastest correct decoder per transfer syntax is the first available plugin of decoders.py (native, cv2-jpeg,
+pylibjpeg-rle, pydicom). Here the choice is refined per file: sample formats the own decoders do not cover, and
+JPEG streams whose colour markers libjpeg would misread, go to pydicom. Every decoder ends in RgbConverter
+(colour.py), so all give the same RGB for the same pixels.
 """
 
 from __future__ import annotations
@@ -15,23 +11,20 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-import cv2
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.pixels import get_decoder
 
 from echo_pipeline.errors import DicomDecodeError
 from echo_pipeline.ingest import reasons
-from echo_pipeline.ingest.colour import RgbConverter, expand_ybr422
-from echo_pipeline.ingest.jpeg import cv2_matches_dicom, decode_jpeg_frame, parse_jpeg_header
+from echo_pipeline.ingest.decoders import decoder_for, plugin_named
+from echo_pipeline.ingest.jpeg import cv2_matches_dicom, parse_jpeg_header
 from echo_pipeline.ingest.layout import PixelLayout, encapsulated_frames, pixel_layout
-from echo_pipeline.ingest.syntaxes import CV2_JPEG, NATIVE, PYDICOM, RLE, decoder_for
+from echo_pipeline.ingest.syntaxes import BIG_ENDIAN, CV2_JPEG, PYDICOM
 
 SCALES = (1, 2, 4, 8)
 #: A single call may not return more than this many bytes; ask for fewer frames or a larger scale.
 MAX_OUTPUT_BYTES = 8 * 1024**3
-BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 
 def decode_frames(
@@ -57,7 +50,7 @@ def decode_frames(
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}; got {scale}")
     path = _own_path(layout, name)
-    streams = encapsulated_frames(ds, layout, indices, name) if path in (CV2_JPEG, RLE) else {}
+    streams = encapsulated_frames(ds, layout, indices, name) if plugin_named(path).frame_streams else {}
     if path == CV2_JPEG and not _cv2_fits(streams[indices[0]], layout):
         path = PYDICOM
     height, width = -(-layout.rows // scale), -(-layout.columns // scale)
@@ -71,14 +64,7 @@ def decode_frames(
         out = np.empty(shape, dtype=np.uint8)
     elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"{name}: out must be a C-contiguous uint8 array of shape {shape}; got {out.dtype} {out.shape}")
-    if path == NATIVE:
-        _decode_native(ds, layout, indices, out, name)
-    elif path == CV2_JPEG:
-        _decode_cv2_jpeg(streams, ds, layout, indices, out, scale, name)
-    elif path == RLE:
-        _decode_rle(streams, ds, layout, indices, out, name)
-    else:
-        _decode_pydicom(ds, layout, indices, out, name)
+    plugin_named(path).decode(ds, layout, indices, out, scale=scale, name=name, streams=streams)
     return out
 
 
@@ -98,7 +84,7 @@ def _own_path(layout: PixelLayout, name: str) -> str:
     if path is None:
         raise DicomDecodeError(
             f"{name}: expected a transfer syntax with an installed decoder; found {layout.transfer_syntax} "
-            "(see echo_pipeline.ingest.syntaxes.supported_transfer_syntaxes())",
+            "(see echo_pipeline.ingest.decoders.supported_transfer_syntaxes())",
             reasons.UNSUPPORTED_TRANSFER_SYNTAX,
         )
     return path if _fast_path_fits(layout) else PYDICOM
@@ -137,116 +123,3 @@ def _check_indices(frame_indices: Sequence[int] | None, frames: int, name: str) 
     if bad:
         raise IndexError(f"{name}: frame indices {bad[:5]} outside 0..{frames - 1} (NumberOfFrames {frames})")
     return indices
-
-
-def _store(out: np.ndarray, k: int, rgb: np.ndarray) -> None:
-    """Write one full-size RGB frame into ``out[k]``, area-averaging it down when ``out`` is smaller."""
-    if rgb.shape[:2] != out.shape[1:3]:
-        rgb = cv2.resize(rgb, (out.shape[2], out.shape[1]), interpolation=cv2.INTER_AREA)
-    out[k] = rgb
-
-
-def _native_dtype(layout: PixelLayout) -> np.dtype:
-    kind = "i" if layout.pixel_representation else "u"
-    order = ">" if layout.transfer_syntax == BIG_ENDIAN else "<"
-    return np.dtype(f"{order}{kind}{layout.bits_allocated // 8}")
-
-
-def _fix_unused_bits(frame: np.ndarray, layout: PixelLayout) -> np.ndarray:
-    """Clear (or sign-extend) the bits above Bits Stored, which PS3.5 8.1.1 says carry no meaning."""
-    shift = layout.bits_allocated - layout.bits_stored
-    if shift == 0:
-        return frame
-    return (frame << shift) >> shift
-
-
-def _decode_native(ds: Dataset, layout: PixelLayout, indices: list[int], out: np.ndarray, name: str) -> None:
-    data = memoryview(ds.PixelData)
-    size = layout.native_frame_bytes
-    if len(data) < size * layout.frames:
-        raise DicomDecodeError(
-            f"{name}: expected {size * layout.frames} bytes of native Pixel Data; found {len(data)}", reasons.INCONSISTENT_PIXEL_DATA
-        )
-    dtype = _native_dtype(layout)
-    to_rgb = RgbConverter.for_dataset(ds, layout.photometric, layout.bits_stored)
-    for k, index in enumerate(indices):
-        flat = np.frombuffer(data[index * size : (index + 1) * size], dtype=dtype)
-        if layout.photometric == "YBR_FULL_422" and layout.bits_allocated == 8:
-            frame = expand_ybr422(flat, layout.rows, layout.columns)
-        elif layout.samples_per_pixel == 1:
-            frame = flat.reshape(layout.rows, layout.columns)
-        elif layout.planar_configuration == 1:
-            frame = flat.reshape(3, layout.rows, layout.columns).transpose(1, 2, 0)
-        else:
-            frame = flat.reshape(layout.rows, layout.columns, 3)
-        if dtype.byteorder == ">":
-            frame = frame.astype(dtype.newbyteorder("="))
-        _store(out, k, to_rgb(_fix_unused_bits(frame, layout)))
-
-
-def _decode_rle(
-    streams: dict[int, bytes], ds: Dataset, layout: PixelLayout, indices: list[int], out: np.ndarray, name: str
-) -> None:
-    from rle.utils import decode_pixel_data
-
-    to_rgb = RgbConverter.for_dataset(ds, layout.photometric, layout.bits_stored)
-    dtype = np.dtype(f"<{'i' if layout.pixel_representation else 'u'}{layout.bits_allocated // 8}")
-    for k, index in enumerate(indices):
-        try:
-            decoded = decode_pixel_data(
-                streams[index], version=2, rows=layout.rows, columns=layout.columns, bits_allocated=layout.bits_allocated
-            )
-            # One plane per sample (R, then G, then B), each little endian.
-            planes = np.frombuffer(decoded, dtype=dtype).reshape(layout.samples_per_pixel, layout.rows, layout.columns)
-        except ValueError as exc:  # corrupt segments, or a segment count that disagrees with the header
-            message = f"{name}: RLE frame {index} does not decode to the declared layout: {exc}"
-            raise DicomDecodeError(message, reasons.DECODE_FAILED) from exc
-        if layout.samples_per_pixel == 1:
-            frame = planes[0]
-        elif dtype == np.uint8:
-            if layout.photometric == "RGB" and out.shape[1:3] == planes.shape[1:]:
-                cv2.merge(list(planes), dst=out[k])  # interleave straight into the output
-                continue
-            frame = cv2.merge(list(planes))  # ~5x faster than a numpy transpose copy
-        else:
-            frame = planes.transpose(1, 2, 0)
-        _store(out, k, to_rgb(_fix_unused_bits(frame, layout)))
-
-
-def _decode_cv2_jpeg(
-    streams: dict[int, bytes], ds: Dataset, layout: PixelLayout, indices: list[int], out: np.ndarray, scale: int, name: str
-) -> None:
-    # libjpeg has already turned YCbCr into RGB, so only grey inversion / copying is left to the converter.
-    to_rgb = RgbConverter.for_dataset(ds, "RGB" if layout.samples_per_pixel == 3 else layout.photometric, 8)
-    for k, index in enumerate(indices):
-        # libjpeg only warns (on stderr) about a cut stream and fills the rest with grey: refuse it here instead.
-        if not streams[index].rstrip(b"\x00").endswith(b"\xff\xd9"):
-            raise DicomDecodeError(
-                f"{name}: expected JPEG frame {index} to end with the EOI marker (FFD9); the stream is cut short", reasons.TRUNCATED
-            )
-        frame = decode_jpeg_frame(streams[index], layout.samples_per_pixel, scale)
-        if frame is None:
-            raise DicomDecodeError(f"{name}: libjpeg rejected JPEG frame {index}", reasons.DECODE_FAILED)
-        if frame.shape[:2] != out.shape[1:3]:
-            raise DicomDecodeError(
-                f"{name}: expected frame {index} of {out.shape[1]} x {out.shape[2]} at scale {scale} (Rows x Columns "
-                f"{layout.rows} x {layout.columns}); the JPEG stream decodes to {frame.shape[0]} x {frame.shape[1]}",
-                reasons.INCONSISTENT_PIXEL_DATA,
-            )
-        out[k] = frame if frame.ndim == 3 else to_rgb(frame)
-
-
-def _decode_pydicom(ds: Dataset, layout: PixelLayout, indices: list[int], out: np.ndarray, name: str) -> None:
-    decoder = get_decoder(layout.transfer_syntax)
-    for k, index in enumerate(indices):
-        try:
-            frame, changes = decoder.as_array(ds, index=index, as_rgb=True)
-        except Exception as exc:  # plugins raise anything from RuntimeError to their own types
-            raise DicomDecodeError(
-                f"{name}: pydicom could not decode frame {index} ({layout.transfer_syntax}): {type(exc).__name__}: {exc}",
-                reasons.DECODE_FAILED,
-            ) from exc
-        photometric = str(changes.get("photometric_interpretation", layout.photometric))
-        bits_stored = int(changes.get("bits_stored", layout.bits_stored))
-        _store(out, k, RgbConverter.for_dataset(ds, photometric, bits_stored)(frame))
-

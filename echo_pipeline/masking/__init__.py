@@ -6,7 +6,8 @@
 - `clips`: per clip, every frame masked, cropped to the sector's bounding square and resized
   (preprocess.py), stored as one `.npy` per clip (clip_store.py), one process per core (parallel.py).
 - `dicom_file`: one DICOM file masked and preprocessed on the fly the same way (for search queries).
-- `quality`: agreement with a synthetic cohort's ground-truth masks, QC distributions otherwise.
+- `truth_agreement`: agreement with a synthetic cohort's ground-truth masks; `qc_summary`: QC quantiles otherwise.
+- `inputs`: the upstream rows the two steps read (a shard's A4C clips; its kept masks as ClipJobs).
 See docs/masking.md.
 """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 
@@ -47,3 +48,18 @@ def a4c_agreement(scored: Iterable[tuple[str, bool, bool]], truth: dict[str, tup
         "precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
         "colour_clips_kept": colour_kept, "colour_flag_errors": colour_flag_errors,
     }
+
+
+def a4c_truth_agreement(dicom_root: str | Path, kept: pa.Table, predictions: pa.Table, instances: pa.Table,
+                        trained_on: set) -> dict[str, dict] | None:
+    """Agreement of a shard's `a4c_clips` with a synthetic cohort's truth, over all scored clips and over the
+    clips of patients the classifier did not train on; None for an archive without truth (every real one)."""
+    truth_file = find_truth(dicom_root)
+    if truth_file is None:
+        return None
+    kept_ids, truth = set(kept.column("sop_instance_uid").to_pylist()), load_truth(truth_file)
+    patient = dict(zip(instances.column("sop_instance_uid").to_pylist(), instances.column("patient_key").to_pylist()))
+    scored = [(uid, uid in kept_ids, bool(colour)) for uid, colour in
+              zip(predictions.column("sop_instance_uid").to_pylist(), predictions.column("is_colour").to_pylist())]
+    return {"all_clips": a4c_agreement(scored, truth),
+            "held_out_patients": a4c_agreement([s for s in scored if patient.get(s[0]) not in trained_on], truth)}

@@ -1,8 +1,7 @@
-"""How good the masks are: agreement with a synthetic cohort's ground truth, and QC distributions.
-
-With truth (truth/clips.parquet + mask PNGs beside a synthetic cohort's dicom/ folder): IoU per method (the
-pixel method on every clip, the region method on clips with region tags) and of the masks actually kept.
-Real archives have no truth; `qc_distributions` summarises what the sector_masks table itself says.
+"""How good the masks are against a synthetic cohort's ground truth (truth/clips.parquet + mask PNGs beside
+its dicom/ folder): IoU per method (the pixel method on every clip, the region method on clips with region
+tags) and of the masks actually kept. Real archives have no truth; qc_summary.py summarises what the
+sector_masks table itself says.
 """
 
 from __future__ import annotations
@@ -69,12 +68,14 @@ def kept_mask_ious(masks: pa.Table, data_root: Path, truth: dict[str, Path]) -> 
     return values
 
 
-def qc_distributions(masks: pa.Table) -> dict[str, dict[str, float]]:
-    """Quantiles (min, p01, p50, p99, max) of the QC columns of a sector_masks table."""
-    result = {}
-    for column in ("area_fraction", "fit_iou", "outside_fraction", "angular_coverage", "regions_pixels_iou"):
-        values = np.asarray([v for v in masks.column(column).to_pylist() if v is not None], dtype=np.float64)
-        if values.size:
-            q = np.percentile(values, [0, 1, 50, 99, 100])
-            result[column] = {"n": int(values.size), **{k: round(float(x), 4) for k, x in zip(("min", "p01", "p50", "p99", "max"), q)}}
-    return result
+def iou_figures(dicom_root: Path, outcomes: list[SectorOutcome], masks: pa.Table,
+                data_root: Path) -> dict[str, dict[str, float]] | None:
+    """IoU summaries against a synthetic cohort's truth: per method over the newly processed clips, and of
+    every kept mask; None for an archive without truth (every real one)."""
+    truth_file = find_truth(dicom_root)
+    if truth_file is None:
+        return None
+    truth = load_truth(truth_file)
+    figures = {f"{k} (new clips)": summary(v) for k, v in method_ious(outcomes, truth).items()}
+    figures["kept masks"] = summary(kept_mask_ious(masks, data_root, truth))
+    return figures
