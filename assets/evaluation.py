@@ -15,7 +15,6 @@ from echo_pipeline.evaluation import DEFAULT_PROMPTS_PATH
 from echo_pipeline.evaluation import tables as T
 from echo_pipeline.evaluation.figure_files import save_figures
 from echo_pipeline.evaluation.run import EvalSettings, evaluate_variant
-from echo_pipeline.training import registry
 from resources import PipelineResource
 
 GROUP = "evaluation"

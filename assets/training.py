@@ -13,7 +13,7 @@ from assets.partitions import MODEL_VARIANTS
 from assets.plots import line_plot_markdown
 from assets.tokenization import vocabulary_path
 from echo_pipeline import CODE_VERSION, model_variants
-from echo_pipeline.training import registry, run_plan
+from echo_pipeline.training import run_plan
 from echo_pipeline.training.trainer import TRAINING_VERSION
 from resources import PipelineResource
 

@@ -23,7 +23,7 @@ from echo_pipeline.search import load_index
 from echo_pipeline.sharding import configured_shard_count, shard_of
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.tokenizers import make_tokenizer
-from echo_pipeline.training import registry
+from echo_pipeline import model_variants
 from echo_pipeline.training.model_factory import build_model, save_hub_layout
 from resources import PipelineResource
 
@@ -35,16 +35,16 @@ TEXT = ("The left ventricle is normal in size. Ejection fraction is {ef}%. "
         "There is {grade} mitral regurgitation. No pericardial effusion.")
 
 
-def save_tiny_model(store: DataRoot, seed: int, name: str) -> registry.ModelRecord:
+def save_tiny_model(store: DataRoot, seed: int, name: str) -> model_variants.ModelRecord:
     """A random echo-tiny CLIP saved as a checkpoint and recorded as the bpe variant's model."""
     torch.manual_seed(seed)
     model, cfg = build_model("echo-tiny", text_cfg=make_tokenizer("bpe").text_cfg)
     directory = save_hub_layout(model, cfg, store.path / "models" / name)
-    record = registry.ModelRecord(
+    record = model_variants.ModelRecord(
         variant="bpe", model_id=f"test-{name}", preset="echo-tiny", tokenizer="bpe", checkpoint_dir=str(directory),
         checkpoint_sha256=f"sha-{name}", vocabulary_path=None, best_epoch=0, best_val_mcmrr=0.0,
         epochs_completed=0, train_pairs=0, run_id="test", code_version="test")
-    registry.write_record(store, record)
+    model_variants.write_record(store, record)
     return record
 
 

@@ -298,7 +298,8 @@ def build_data_root(root, rng) -> tuple:
     from echo_pipeline.embeddings import ClipEmbedder, ClipItem, EmbeddingStore, embed_reports
     from echo_pipeline.storage import DataRoot
     from echo_pipeline.tokenizers import BpeTokenizer
-    from echo_pipeline.training import build_model, registry, save_hub_layout
+    from echo_pipeline import model_variants
+    from echo_pipeline.training import build_model, save_hub_layout
 
     store = DataRoot(root)
     lineage = {"run_id": "up", "code_version": "t"}
@@ -334,9 +335,9 @@ def build_data_root(root, rng) -> tuple:
     tokenizer = BpeTokenizer(77)
     model, cfg = build_model("echo-tiny", text_cfg=tokenizer.text_cfg, image_size=32)
     checkpoint = save_hub_layout(model.eval(), cfg, root / "checkpoint")
-    record = registry.ModelRecord("bpe", "sha256:tiny", "echo-tiny", "bpe", str(checkpoint), "tiny", None, 1, 1.0, 1,
+    record = model_variants.ModelRecord("bpe", "sha256:tiny", "echo-tiny", "bpe", str(checkpoint), "tiny", None, 1, 1.0, 1,
                                   8, "train-run", "t")
-    registry.write_record(store, record)
+    model_variants.write_record(store, record)
     clips = ClipEmbedder(model, batch_frames=64, num_workers=0).embed_clips(
         [ClipItem(m["sop_instance_uid"], store.path / m["clip_path"]) for m in masked])
     EmbeddingStore(store, "clip_embeddings", record.model_id).append("bpe-00", clips, run_id="e", code_version="t")

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from echo_pipeline.privacy import KEY_ENV_VAR
-from echo_pipeline.training.registry import MODEL_VARIANTS
+from echo_pipeline.model_variants import MODEL_VARIANTS
 from ui_helpers import REPO_ROOT, clean_environ, pick_pseudonym_key, prepare_dagster_home, trainable_cohort
 
 FRACTIONS = (0.6, 0.1, 0.3)

@@ -22,6 +22,7 @@ from echo_pipeline.search.searcher import Searcher
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.synth.cohort import generate_cohort
 from echo_pipeline.tokenizers import make_tokenizer
+from echo_pipeline import model_variants
 from echo_pipeline.training import registry
 from echo_pipeline.training.model_factory import build_model, save_hub_layout
 
@@ -32,15 +33,15 @@ def lineage(n: int) -> dict:
     return {"run_id": ["test"] * n, "code_version": ["test"] * n}
 
 
-def record_tiny_model(store: DataRoot) -> registry.ModelRecord:
+def record_tiny_model(store: DataRoot) -> model_variants.ModelRecord:
     torch.manual_seed(0)
     model, cfg = build_model("echo-tiny", text_cfg=make_tokenizer("bpe").text_cfg)
     directory = save_hub_layout(model, cfg, store.path / "models" / "tiny")
-    record = registry.ModelRecord(
+    record = model_variants.ModelRecord(
         variant="bpe", model_id="test-tiny", preset="echo-tiny", tokenizer="bpe", checkpoint_dir=str(directory),
         checkpoint_sha256="sha-tiny", vocabulary_path=None, best_epoch=0, best_val_mcmrr=0.0, epochs_completed=0,
         train_pairs=0, run_id="test", code_version="test")
-    registry.write_record(store, record)
+    model_variants.write_record(store, record)
     return record
 
 
@@ -175,7 +176,7 @@ def test_errors_exit_2_with_one_line_saying_what_to_do(world, capsys, tmp_path):
     code, _, err = cli(capsys, "--text", QUERY, "--data-root", str(empty.path))
     assert code == 2 and "clip_model[bpe]" in err  # no model yet
 
-    registry.write_record(empty, record)
+    model_variants.write_record(empty, record)
     code, _, err = cli(capsys, "--text", QUERY, "--data-root", str(empty.path))
     assert code == 2 and "no index yet" in err and "video_index[bpe]" in err
 

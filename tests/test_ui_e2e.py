@@ -25,7 +25,7 @@ import pytest
 
 from echo_pipeline.evaluation.tables import MODEL_KINDS
 from echo_pipeline.privacy import KEY_ENV_VAR
-from echo_pipeline.training.registry import MODEL_VARIANTS
+from echo_pipeline.model_variants import MODEL_VARIANTS
 from ui_helpers import (
     ASSET_NODES_QUERY, CHROMIUM, DagsterDev, artifacts_dir, launch_run, pick_pseudonym_key, plan_batches,
     prepare_dagster_home, run_errors, screenshot, trainable_cohort, wait_for_runs,

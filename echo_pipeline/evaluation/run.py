@@ -57,7 +57,7 @@ class EvalOutputs:
     headline: dict[str, str] = field(default_factory=dict)
 
 
-def _aligned_cohort(data_root: DataRoot, record: registry.ModelRecord, cohort: EvalCohort, notes: list[str]):
+def _aligned_cohort(data_root: DataRoot, record: model_variants.ModelRecord, cohort: EvalCohort, notes: list[str]):
     """The cohort reduced to clips/reports the trained model has stored embeddings for, and those arrays."""
     clip_parts = model_variants.variant_partitions(data_root, model_variants.CLIP_TABLE, record.variant) or None
     found, frames, n_frames, vectors = stored_clip_embeddings(
@@ -105,7 +105,7 @@ def _echonet_rows(files: pd.DataFrame, encoder: ModelEncoder, prompt_embeddings,
     return result, videos.names
 
 
-def evaluate_variant(data_root: DataRoot, record: registry.ModelRecord, *, run_id: str,
+def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *, run_id: str,
                      settings: EvalSettings = EvalSettings(), echonet_root: str | Path | None = None,
                      progress: Callable[[str], None] = log.info) -> EvalOutputs:
     """All eval_* tables (one partition's worth: this variant) plus figures, headline and notes."""

@@ -1,7 +1,7 @@
 """How to load the trained model a data root passes on, per model variant, from its record.
 
-The record itself, and where every file of a variant lives, belong to `echo_pipeline.model_variants`
-(re-exported here for the callers that load models). A variant names the tokenizer the model trains with
+The record itself, and where every file of a variant lives, belong to `echo_pipeline.model_variants`.
+A variant names the tokenizer the model trains with
 ("bpe" = EchoCLIP-style, "template" = EchoCLIP-R-style); the architecture comes from the preset.
 """
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from echo_pipeline.model_variants import MODEL_VARIANTS, ModelRecord, read_record, variant_dir, write_record
+from echo_pipeline.model_variants import ModelRecord
 
-__all__ = ["MODEL_VARIANTS", "ModelRecord", "load_model", "load_tokenizer", "preset_for", "read_record",
-           "untrained_model", "variant_dir", "write_record"]
+__all__ = ["load_model", "load_tokenizer", "preset_for", "untrained_model"]
 
 UNTRAINED_SEED = 0
 
