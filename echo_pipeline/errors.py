@@ -47,3 +47,7 @@ class VocabularyError(InputContractError):
 
 class MaskingError(EchoPipelineError):
     """A sector mask or a masked clip cannot be computed, written or read as its table row says."""
+
+
+class UnsafePathError(EchoPipelineError):
+    """A path derived from archive data would resolve outside the data root it must be written under."""

@@ -66,6 +66,18 @@ INGEST_QUARANTINE = pa.schema(
 )
 
 # --- reports (echo_pipeline/reports; docs/reports.md) ---------------------------------------------------------
+#: Entries under dicom_root the scan did not ingest (echo_pipeline.ingest.scan.SKIP_REASONS), one row each.
+SCAN_SKIPPED = pa.schema(
+    [
+        pa.field("relative_path", pa.string(), nullable=False),  # as in ingest_quarantine
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),  # symlink | special_file | unlistable_folder | unreadable_entry
+        pa.field("detail", pa.string()),  # e.g. FIFO, or the operating system's error
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
 REPORTS = pa.schema(
     [
         pa.field("report_id", pa.string(), nullable=False),  # from the file, else derived from text + source_row
@@ -516,6 +528,7 @@ SYNTH_TRUTH_TABLES: dict[str, pa.Schema] = {
 TABLES: dict[str, pa.Schema] = {
     "dicom_instances": DICOM_INSTANCES,
     "ingest_quarantine": INGEST_QUARANTINE,
+    "scan_skipped": SCAN_SKIPPED,
     "reports": REPORTS,
     "report_quarantine": REPORT_QUARANTINE,
     "report_links": REPORT_LINKS,
