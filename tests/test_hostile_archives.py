@@ -8,6 +8,8 @@
 - A folder named in Latin-1 bytes, a symlink and a FIFO: the real command ingests the rest, quarantines the
   undecodable name (`unreadable_path`) and lists the others in `scan_skipped`.
 - Every clip that enters masking ends in `masked_clips` or `mask_quarantine`.
+- Reports CSV: headers that normalise to one name are refused with both names; an unclosed quote, a row with
+  an extra field, a repeated header row, an oversized field each cost their own row only.
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ from echo_pipeline.ingest import ScannedFile, classify_file, ingest_shard, scan_
 from echo_pipeline.ingest.uids import uid_problem
 from echo_pipeline.masking.geometry import Fan
 from echo_pipeline.masking.sectors import ClipSource, sector_tables
+from echo_pipeline.errors import InputContractError
 from echo_pipeline.privacy import KEY_ENV_VAR
+from echo_pipeline.reports import read_reports
+from echo_pipeline.reports.csv_records import MAX_FIELD_CHARS
+from echo_pipeline.reports.reading import QUARANTINE_REASONS as REPORT_REASONS
 from echo_pipeline.schemas import TABLES
 
 KEY = b"test-key"
@@ -228,3 +234,63 @@ def test_every_clip_entering_masking_ends_in_masked_clips_or_mask_quarantine(tmp
     assert set(failed.column("reason").to_pylist()) == {"clip_not_written"} and "clip_not_written" in masking.REASONS
     assert clips.num_rows + quarantine.num_rows + failed.num_rows == len(sources)
     assert set(clips.column("sop_instance_uid").to_pylist()) | set(failed.column("sop_instance_uid").to_pylist()) == set(uids)
+
+
+# --- reports CSV ------------------------------------------------------------------------------------------------
+REPORTS_HEADER = "report_id,accession_number,report_text\n"
+
+
+def read_csv_text(tmp_path: Path, text: str, name: str = "reports.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    reports, quarantine = read_reports(path, KEY, run_id="r", code_version="v")
+    return reports.to_pylist(), quarantine.to_pylist()
+
+
+def test_two_headers_that_normalise_to_one_are_refused_with_both_names(tmp_path):
+    with pytest.raises(InputContractError) as refused:
+        read_csv_text(tmp_path, "report_id,accession_number,report_text,REPORT_TEXT \nr1,A1,good,other\n")
+    message = str(refused.value)
+    assert "reports.csv" in message and "'report_text'" in message and "'REPORT_TEXT '" in message
+    assert "rename or drop one" in message
+
+
+def test_an_unclosed_quote_costs_its_own_row_only(tmp_path):
+    reports, quarantine = read_csv_text(tmp_path, REPORTS_HEADER + (
+        'r1,A1,"Normal LV size and function.\n'  # the quote never closes
+        'r2,A2,"Mild MR, trace TR."\n'
+        'r3,A3,LVEF 55%.\n'
+        'r4,A4,"Two lines,\nstill one report."\n'))
+    assert [r["report_id"] for r in reports] == ["r2", "r3", "r4"]
+    assert reports[2]["report_text"] == "Two lines,\nstill one report."
+    assert [(q["source_row"], q["reason"]) for q in quarantine] == [(0, "unclosed_quote")]
+    assert "line 2" in quarantine[0]["message"] and "reports.csv" in quarantine[0]["message"]
+
+
+def test_malformed_rows_are_quarantined_one_by_one_with_their_line(tmp_path):
+    reports, quarantine = read_csv_text(tmp_path, REPORTS_HEADER + (
+        "r1,A1,Normal study.\n"
+        "r2,A2,Mild MR.,an extra field\n"
+        "r3,A3\n"
+        "r4,A4,Small effusion.\n"))
+    assert [r["report_id"] for r in reports] == ["r1", "r4"]
+    assert [(q["source_row"], q["reason"]) for q in quarantine] == [(1, "malformed_row"), (2, "malformed_row")]
+    assert "line 3" in quarantine[0]["message"] and "4 fields, expected 3" in quarantine[0]["message"]
+    assert "line 4" in quarantine[1]["message"]
+
+
+def test_repeated_header_rows_are_dropped_and_counted(tmp_path):
+    reports, quarantine = read_csv_text(tmp_path, REPORTS_HEADER + "r1,A1,Normal.\n" + REPORTS_HEADER.upper()
+                                        + "r2,A2,Mild MR.\n" + REPORTS_HEADER)
+    assert [r["report_id"] for r in reports] == ["r1", "r2"] and "report_id" not in {r["report_id"] for r in reports}
+    assert [q["reason"] for q in quarantine] == ["repeated_header", "repeated_header"]
+
+
+def test_oversized_fields_and_undecodable_lines_are_quarantined(tmp_path):
+    huge = "x" * (MAX_FIELD_CHARS + 1)
+    text = (REPORTS_HEADER + f"r1,A1,{huge}\n" + f'r2,A2,"{huge * 2}"\n').encode() + b"r3,A3,caf\xe9\nr4,A4,Normal.\n"
+    reports, quarantine = read_csv_text(tmp_path, text)
+    assert [r["report_id"] for r in reports] == ["r4"]
+    assert [(q["source_row"], q["reason"]) for q in quarantine] == [
+        (0, "field_too_large"), (1, "field_too_large"), (2, "bad_encoding")]
+    assert all(reason in REPORT_REASONS for reason in ("field_too_large", "bad_encoding", "repeated_header"))
