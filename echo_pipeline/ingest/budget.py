@@ -9,7 +9,7 @@ the quarantine reason `too_large`:
 - `check_inflated`: a deflated data set is inflated with a cap (zlib's ``max_length``) before pydicom inflates
   it whole, so no more than the budget is ever allocated.
 
-The budget is `ECHO_PIPELINE_MAX_DECODED_MB` (MiB, default 1024, documented in docs/ingestion.md). It bounds
+The budget is `ECHO_PIPELINE_MAX_DECODED_MB` (MiB, default 2048, documented in docs/ingestion.md). It bounds
 ingestion's memory per worker; raise it for archives of very long, large clips.
 """
 
@@ -26,13 +26,13 @@ from echo_pipeline.errors import DicomDecodeError
 from echo_pipeline.ingest import reasons
 
 BUDGET_ENV_VAR = "ECHO_PIPELINE_MAX_DECODED_MB"
-DEFAULT_BUDGET_MB = 1024
+DEFAULT_BUDGET_MB = 2048
 _PREAMBLE_AND_MAGIC = 132
 _FIX = f"raise {BUDGET_ENV_VAR} if such files are genuine and the machine has the memory"
 
 
 def configured_budget() -> int:
-    """The per-file decoded-size budget in bytes, from the environment (default 1024 MiB)."""
+    """The per-file decoded-size budget in bytes, from the environment (default 2048 MiB)."""
     value = os.environ.get(BUDGET_ENV_VAR, str(DEFAULT_BUDGET_MB))
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{BUDGET_ENV_VAR}={value!r}: expected a positive whole number of MiB")
