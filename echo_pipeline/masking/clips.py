@@ -58,8 +58,8 @@ class ClipFailure:
 
     sop_instance_uid: str
     message: str
-    file_sha256: str = ""
-    shard: str = ""
+    file_sha256: str
+    shard: str
 
     def quarantine_row(self, run_id: str, code_version: str) -> dict:
         return {"sop_instance_uid": self.sop_instance_uid, "file_sha256": self.file_sha256, "shard": self.shard,

@@ -40,10 +40,10 @@ REASONS = {
 
 @dataclass
 class CsvRecords:
-    """The raw header, the good records as (source_row, {raw column name: value}), and the rejected ones."""
+    """The raw header, the good records as (source_row, values in header order), and the rejected ones."""
 
     header: list[str]
-    rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    rows: list[tuple[int, list[str]]] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)  # {"source_row", "reason", "message"}
 
 
@@ -70,7 +70,7 @@ def read_csv_records(path: Path) -> CsvRecords:
         if problem is not None:
             result.rejected.append({"source_row": source_row, "reason": problem[0], "message": f"line {line}: {problem[1]}"})
         else:
-            result.rows.append((source_row, dict(zip(header, fields))))
+            result.rows.append((source_row, fields))
     return result
 
 

@@ -89,7 +89,7 @@ def _load(path: Path) -> tuple[list[str], list[tuple[int, dict]], list[dict]]:
             # Everything as text: ids such as "000123" must not lose their leading zeros to type inference.
             records = read_csv_records(path)
             columns = _normalised_columns(records.header, path)
-            rows = [(source_row, dict(zip(columns, row.values()))) for source_row, row in records.rows]
+            rows = [(source_row, dict(zip(columns, values))) for source_row, values in records.rows]
             return columns, rows, records.rejected
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
