@@ -294,3 +294,15 @@ def test_oversized_fields_and_undecodable_lines_are_quarantined(tmp_path):
     assert [(q["source_row"], q["reason"]) for q in quarantine] == [
         (0, "field_too_large"), (1, "field_too_large"), (2, "bad_encoding")]
     assert all(reason in REPORT_REASONS for reason in ("field_too_large", "bad_encoding", "repeated_header"))
+
+
+def test_crlf_and_cr_line_ends_and_a_bom_read_like_lf(tmp_path):
+    rows = ['r1,A1,"Normal, as before."', "r2,A2,Mild MR."]
+    expected = read_csv_text(tmp_path, REPORTS_HEADER + "\n".join(rows) + "\n", "lf.csv")[0]
+    assert [r["report_text"] for r in expected] == ["Normal, as before.", "Mild MR."]
+    for name, text in (("crlf.csv", "\r\n".join([REPORTS_HEADER.strip(), *rows]) + "\r\n"),
+                       ("cr.csv", "\r".join([REPORTS_HEADER.strip(), *rows])),
+                       ("bom.csv", "\ufeff" + REPORTS_HEADER + "\n".join(rows))):
+        got = read_csv_text(tmp_path, text, name)[0]
+        assert [{k: v for k, v in r.items() if k != "source_file"} for r in got] == \
+            [{k: v for k, v in r.items() if k != "source_file"} for r in expected], name

@@ -54,7 +54,8 @@ class CsvHeaderError(ValueError):
 def read_csv_records(path: Path) -> CsvRecords:
     """Every record of the CSV file at ``path``; raises CsvHeaderError without a usable header, OSError when
     the file cannot be read."""
-    lines = path.read_bytes().split(b"\n")
+    data = path.read_bytes()
+    lines = data.split(b"\n" if b"\n" in data or b"\r" not in data else b"\r")  # \r alone: old Mac line ends
     header_record = next(_records(lines, 0, None), None)
     if header_record is None:
         raise CsvHeaderError("the file is empty")
