@@ -17,6 +17,7 @@ from echo_pipeline.schemas.lineage import (  # noqa: F401
 from echo_pipeline.schemas.ingest import (  # noqa: F401
     DICOM_INSTANCES,
     INGEST_QUARANTINE,
+    SCAN_SKIPPED,
 )
 from echo_pipeline.schemas.reports import (  # noqa: F401
     REPORTS,
@@ -67,6 +68,7 @@ from echo_pipeline.schemas.synth import (  # noqa: F401
 TABLES: dict[str, pa.Schema] = {
     "dicom_instances": DICOM_INSTANCES,
     "ingest_quarantine": INGEST_QUARANTINE,
+    "scan_skipped": SCAN_SKIPPED,
     "reports": REPORTS,
     "report_quarantine": REPORT_QUARANTINE,
     "report_links": REPORT_LINKS,
