@@ -119,9 +119,12 @@ STUDIES_WITHOUT_REPORT = pa.schema(
 )
 
 REPORT_LABEL_NAMES = ("lvef", "pasp", "pacemaker", "tavr", "mitraclip", "lv_dilation", "la_dilation",
-                      "rv_dilation", "ra_dilation", "lvh", "effusion", "tamponade")
+                      "rv_dilation", "ra_dilation", "lvh", "effusion", "tamponade", "impella", "atrial_fibrillation",
+                      "right_atrial_pressure", "normal_lv_wall_thickness", "no_significant_valvular_disease")
 _LABEL_TYPES = {"lvef": pa.float64(), "pasp": pa.float64(), "pacemaker": pa.bool_(), "tavr": pa.bool_(),
-                "mitraclip": pa.bool_(), "tamponade": pa.bool_()}  # the rest are severity words (strings)
+                "mitraclip": pa.bool_(), "tamponade": pa.bool_(), "impella": pa.bool_(),
+                "atrial_fibrillation": pa.bool_(), "normal_lv_wall_thickness": pa.bool_(),
+                "no_significant_valvular_disease": pa.bool_()}  # the rest are words (severity; RA pressure level)
 REPORT_LABELS = pa.schema(
     [
         pa.field("report_id", pa.string(), nullable=False),
@@ -454,6 +457,8 @@ SYNTH_STUDIES = pa.schema(
     + [
         pa.field("heart_rate", pa.float64(), nullable=False),  # bpm, drives the drawn cycle and the ECG
         pa.field("manufacturer", pa.string(), nullable=False),
+        pa.field("institution_name", pa.string(), nullable=False),  # the site (DICOM InstitutionName)
+        pa.field("house_style", pa.string(), nullable=False),  # the site's report style (synth/house_styles)
     ]
 )
 
@@ -490,6 +495,7 @@ SYNTH_REPORTS = pa.schema(
         pa.field("study_instance_uid", pa.string()),  # the true study; null for orphan reports
         pa.field("is_orphan", pa.bool_(), nullable=False),
         pa.field("link_defect", pa.string(), nullable=False),  # none | no_accession | patient_date_only | date_off | orphan
+        pa.field("house_style", pa.string(), nullable=False),  # the phrasing the text was written in
     ]
     + [pa.field(name, _LABEL_TYPES.get(name, pa.string())) for name in REPORT_LABEL_NAMES]  # null = not stated
 )

@@ -26,10 +26,10 @@ _EFFUSION_DEPTH = {"small": (0.4, 0.9), "moderate": (1.0, 1.9), "large": (2.0, 3
 def chamber_size(d: Draft, label: str, severity: str) -> str:
     """A sentence on one chamber's size ("none" = normal size)."""
     chamber = d.style["chambers"][label]
-    noun = chamber["abbreviation"] if chance(d.rng, 0.15) else pick(d.rng, chamber["nouns"])
+    noun = chamber["abbreviation"] if chance(d.rng, d.style["abbreviation_chance"]) else pick(d.rng, chamber["nouns"])
     verb = pick(d.rng, d.style["chamber_verbs"])
     words = {"noun": noun, "verb": verb, "adj": chamber["adjective"], "Adj": capitalise(chamber["adjective"]),
-             "first_noun": chamber["nouns"][0]}
+             "first_noun": chamber["nouns"][0], "abbreviation": chamber["abbreviation"]}
     if severity == "none":
         return d.say("chamber_normal", **words)
     return d.say("chamber_dilated", **words, **_severity_words(d, severity))
@@ -74,6 +74,7 @@ def _lv(d: Draft) -> list[str]:
     if d.mention["lvh"]:
         lines.append(lvh_sentence(d, d.study["lvh"]))
         d.stated["lvh"] = d.study["lvh"]
+        d.stated["normal_lv_wall_thickness"] = d.study["lvh"] == "none"  # "no LVH" / "LVH" say it too
     if d.mention["lvef"]:
         function = lv_function_word(d, d.lvef)
         lines.append(d.say("lvef", ef=d.ef, function=function, Function=capitalise(function)))
@@ -92,10 +93,7 @@ def _rv(d: Draft) -> list[str]:
         d.stated["rv_dilation"] = d.study["rv_dilation"]
     preserved = d.study["rv_dilation"] in ("none", "mild")
     lines.append(d.say("rv_function_preserved" if preserved else "rv_function_reduced"))
-    if "pacemaker" in d.devices:
-        lines.append(d.devices["pacemaker"])
-        d.stated["pacemaker"] = bool(d.study["pacemaker"])
-    return lines
+    return lines + _device(d, "pacemaker")
 
 
 def _atria(d: Draft) -> list[str]:
@@ -112,32 +110,47 @@ def _atria(d: Draft) -> list[str]:
     return lines
 
 
+def _valve_finding(d: Draft, lesion: str) -> str:
+    """The sentence on one valve lesion: moderate or severe when it is the study's lesion (which states
+    significant valve disease), else one of the style's insignificant grades (none, trace, mild)."""
+    name, severity = d.lesion
+    if name != lesion:
+        return d.say(lesion)
+    d.stated["no_significant_valvular_disease"] = False
+    return d.say(f"{lesion}_significant", **_severity_words(d, severity))
+
+
+def _device(d: Draft, device: str) -> list[str]:
+    """The device's sentence, if the report mentions it, and what it states."""
+    if device not in d.devices:
+        return []
+    d.stated[device] = bool(d.study[device])
+    return [d.devices[device]]
+
+
 def _aortic(d: Draft) -> list[str]:
-    lines = [d.devices["tavr"]] if "tavr" in d.devices else []
+    lines = _device(d, "tavr")
     if d.study["tavr"]:
         lines.append(d.say("prosthesis_gradient", gradient=int(d.rng.integers(6, 16))))
     else:
-        lines += [d.say("aortic_valve_native"), d.say("aortic_regurgitation")]
-    if "tavr" in d.devices:
-        d.stated["tavr"] = bool(d.study["tavr"])
-    return lines
+        stenosis = d.lesion[0] == "aortic_stenosis"
+        lines += [_valve_finding(d, "aortic_stenosis") if stenosis else d.say("aortic_valve_native"),
+                  _valve_finding(d, "aortic_regurgitation")]
+    return lines + _device(d, "impella")
 
 
 def _mitral(d: Draft) -> list[str]:
-    lines = [d.devices["mitraclip"]] if "mitraclip" in d.devices else []
+    lines = _device(d, "mitraclip")
     if not d.study["mitraclip"]:
         lines.append(d.say("mitral_valve_native"))
-    lines.append(d.say("mitral_regurgitation"))
-    if "mitraclip" in d.devices:
-        d.stated["mitraclip"] = bool(d.study["mitraclip"])
-    return lines
+    return lines + [_valve_finding(d, "mitral_regurgitation")]
 
 
 def _tricuspid(d: Draft) -> list[str]:
-    lines = [d.say("tricuspid_valve"), d.say("tricuspid_regurgitation")]
+    lines = [d.say("tricuspid_valve"), _valve_finding(d, "tricuspid_regurgitation")]
     if d.mention["pasp"]:
         velocity = math.sqrt(max(d.pasp - d.rap, 4) / 4.0)  # simplified Bernoulli: PASP = 4 v^2 + RAP
-        lines += [d.say("tr_velocity", velocity=velocity), d.say("pasp", pasp=d.pasp, rap=d.rap)]
+        lines += [d.say("tr_velocity", velocity=velocity), d.say_rap("pasp", pasp=d.pasp)]
         d.stated["pasp"] = float(d.pasp)
     elif d.pasp is not None and chance(d.rng, 0.5):
         lines.append(d.say("pasp_not_estimated"))
@@ -153,7 +166,9 @@ def _aorta(d: Draft) -> list[str]:
 
 
 def _venous(d: Draft) -> list[str]:
-    return [d.say("ivc_normal" if d.rap <= 8 else "ivc_dilated", rap=d.rap)]
+    """The IVC's size and collapse, which is how an echo estimates the right atrial pressure."""
+    d.stated["right_atrial_pressure"] = d.study["right_atrial_pressure"]
+    return [d.say_rap(f"ivc_{d.study['right_atrial_pressure']}")]
 
 
 def _pericardium(d: Draft) -> list[str]:
@@ -194,7 +209,10 @@ def impression(d: Draft) -> list[str]:
             items.append(chamber_size(d, label, stated[label]))
     if stated["lvh"] not in (None, "none"):
         items.append(lvh_sentence(d, stated["lvh"]))
-    items += [d.devices[k] for k in ("tavr", "mitraclip", "pacemaker") if k in d.devices and stated[k]]
+    items += [d.devices[k] for k in ("tavr", "mitraclip", "pacemaker", "impella") if k in d.devices and stated[k]]
+    if d.study["no_significant_valvular_disease"] and chance(d.rng, 0.6):
+        items.append(d.say("no_significant_valvular_disease"))
+        stated["no_significant_valvular_disease"] = True
     if stated["pasp"] is not None and chance(d.rng, 0.6):
         items.append(d.say("impression_pasp", pasp=int(stated["pasp"])))
     if stated["effusion"] is not None and (stated["effusion"] != "none" or chance(d.rng, 0.5)):

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from echo_pipeline.schemas import REPORT_LABEL_NAMES as LABELS
 from echo_pipeline.synth.house_style import HOUSE_STYLES, HouseStyle, capitalise, chance, load_house_style, pick
+from echo_pipeline.synth.physiology import FINDING_KEYS, RIGHT_ATRIAL_PRESSURES, sample_findings
 from echo_pipeline.synth.report_sections import FILLER_SECTIONS, SECTION_BUILDERS, impression
 
-LABELS = ("lvef", "pasp", "pacemaker", "tavr", "mitraclip", "lv_dilation", "la_dilation", "rv_dilation",
-          "ra_dilation", "lvh", "effusion", "tamponade")
 DEFAULT_HOUSE_STYLE = HOUSE_STYLES[0]
+_DEVICES = ("pacemaker", "tavr", "mitraclip", "impella")
 
 
 @dataclass
@@ -37,12 +38,29 @@ class Draft:
     ef: str
     ef_value: float | None
     pasp: int | None
-    rap: int
     devices: dict
     stated: dict = field(default_factory=lambda: {label: None for label in LABELS})
 
+    @property
+    def rap(self) -> int:
+        """The right atrial pressure in mmHg that the IVC sentences and the PASP estimate use."""
+        return RIGHT_ATRIAL_PRESSURES[self.study["right_atrial_pressure"]]
+
+    @property
+    def lesion(self) -> tuple[str | None, str | None]:
+        """(valve lesion, its severity), or (None, None) when no valve has a moderate or severe lesion."""
+        lesion = self.study["valve_lesion"]
+        return tuple(lesion.split(":")) if lesion else (None, None)
+
     def say(self, key: str, **values) -> str:
         return self.style.say(self.rng, key, **values)
+
+    def say_rap(self, key: str, **values) -> str:
+        """A phrasing of ``key`` filled with the RA pressure; one that names it states the RA pressure level."""
+        template = self.style.template(self.rng, key)
+        if "{rap}" in template:
+            self.stated["right_atrial_pressure"] = self.study["right_atrial_pressure"]
+        return template.format(rap=self.rap, **values)
 
 
 def render_report(study: dict, rng: np.random.Generator, style: str = DEFAULT_HOUSE_STYLE) -> tuple[str, dict]:
@@ -54,10 +72,10 @@ def render_report(study: dict, rng: np.random.Generator, style: str = DEFAULT_HO
     """
     draft = _draft(study, rng, load_house_style(style))
     header = _header(draft)
-    built = [(key, builder(draft)) for key, builder in SECTION_BUILDERS]
     # Optional filler sections and free comments spread report length like real ones (short limited studies,
     # long detailed ones); sections carrying a stated finding are always kept.
-    built = [(key, lines) for key, lines in built if key not in FILLER_SECTIONS or chance(rng, 0.75)]
+    kept = [(key, builder) for key, builder in SECTION_BUILDERS if key not in FILLER_SECTIONS or chance(rng, 0.75)]
+    built = [(key, builder(draft)) for key, builder in kept]
     comments = [pick(rng, draft.style["comments"]) for _ in range(int(rng.integers(0, 5)))]
     if comments:
         built.append(("comments", list(dict.fromkeys(comments))))
@@ -67,12 +85,13 @@ def render_report(study: dict, rng: np.random.Generator, style: str = DEFAULT_HO
 
 
 def _draft(study: dict, rng: np.random.Generator, style: HouseStyle) -> Draft:
+    if any(key not in study for key in FINDING_KEYS):  # a hand-made study: draw the later findings here
+        study = {**sample_findings(rng, _physiology_defaults(study)), **study}
     mention = _mentions(rng, study)
     lvef = None if _missing(study["lvef"]) else float(study["lvef"])
     ef, ef_value = _ef_text(rng, style, lvef) if lvef is not None else ("", None)
     pasp = None if _missing(study["pasp"]) else int(round(float(study["pasp"])))
-    rap = pick(rng, (3, 3, 8, 15))
-    draft = Draft(study, rng, style, mention, lvef, ef, ef_value, pasp, rap, {})
+    draft = Draft(study, rng, style, mention, lvef, ef, ef_value, pasp, {})
     draft.devices.update(_device_sentences(draft))
     return draft
 
@@ -98,12 +117,20 @@ def _header(d: Draft) -> list[str]:
     out["body"] = lines["body"].format(height=int(rng.integers(150, 195)), weight=int(rng.integers(50, 120)))
     out["vitals"] = lines["vitals"].format(systolic=int(rng.integers(100, 160)), diastolic=int(rng.integers(55, 95)),
                                            heart_rate=int(rng.integers(50, 105)))
-    paced = bool(study["pacemaker"]) and "pacemaker" in d.devices
-    out["rhythm"] = lines["rhythm"].format(rhythm=d.style["paced_rhythm"] if paced else pick(rng, d.style["rhythms"]))
+    out["rhythm"] = lines["rhythm"].format(rhythm=_rhythm(d))
     out["image_quality"] = pick(rng, d.style["image_quality"])
     out["comparison"] = pick(rng, d.style["comparisons"])
     out["protocol"] = lines["protocol"]
     return [out[key] for key in d.style["header_order"] if key in out]
+
+
+def _rhythm(d: Draft) -> str:
+    """The rhythm line: paced (says nothing of atrial fibrillation), atrial fibrillation, or a sinus rhythm."""
+    if bool(d.study["pacemaker"]) and "pacemaker" in d.devices:
+        return d.style["paced_rhythm"]
+    fibrillating = bool(d.study["atrial_fibrillation"])
+    d.stated["atrial_fibrillation"] = fibrillating
+    return d.say("rhythm_atrial_fibrillation" if fibrillating else "rhythm_sinus")
 
 
 def _ef_text(rng: np.random.Generator, style: HouseStyle, lvef: float) -> tuple[str, float]:
@@ -121,7 +148,7 @@ def _ef_text(rng: np.random.Generator, style: HouseStyle, lvef: float) -> tuple[
 def _device_sentences(d: Draft) -> dict[str, str]:
     """The sentence for each device the report mentions (present, or explicitly absent)."""
     out = {}
-    for device in ("pacemaker", "tavr", "mitraclip"):
+    for device in _DEVICES:
         if not d.mention[device]:
             continue
         size = pick(d.rng, d.style["tavr_sizes"]) if device == "tavr" else None  # drawn even when absent
@@ -138,11 +165,18 @@ def _mentions(rng: np.random.Generator, study: dict) -> dict[str, bool]:
         "pacemaker": chance(rng, 0.97 if study["pacemaker"] else 0.30),
         "tavr": chance(rng, 0.98 if study["tavr"] else 0.25),
         "mitraclip": chance(rng, 0.98 if study["mitraclip"] else 0.20),
+        "impella": chance(rng, 0.98 if study["impella"] else 0.10),
         "lv_dilation": chance(rng, 0.97), "la_dilation": chance(rng, 0.95),
         "rv_dilation": chance(rng, 0.95), "ra_dilation": chance(rng, 0.92), "lvh": chance(rng, 0.95),
         "effusion": chance(rng, 0.93),
         "tamponade": bool(study["tamponade"]) or chance(rng, 0.85 if eff_present else 0.25),
     }
+
+
+def _physiology_defaults(study: dict) -> dict:
+    """A hand-made study with the fields sample_findings reads (an unknown LVEF or PASP counts as normal)."""
+    return {**study, "lvef": 60.0 if _missing(study["lvef"]) else float(study["lvef"]),
+            "pasp": 30.0 if _missing(study["pasp"]) else float(study["pasp"])}
 
 
 def _missing(value) -> bool:
