@@ -200,6 +200,18 @@ TEMPLATE_TOKENS = pa.schema(
     ]
 )
 
+TEMPLATE_UNKNOWN_SENTENCES = pa.schema(
+    [
+        pa.field("shape", pa.string(), nullable=False),  # normalised sentence, <NUM> <SEV> [DATE] [ID] masked
+        pa.field("count", pa.int64(), nullable=False),  # sentences of this shape encoded as UNK_SENTENCE
+        pa.field("n_reports", pa.int64(), nullable=False),  # reports holding at least one
+        pa.field("example_report_id", pa.string(), nullable=False),  # the smallest such report_id
+        pa.field("vocabulary_id", pa.string(), nullable=False),  # the vocabulary that does not cover it
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
 TOKENIZER_STATS = pa.schema(
     [
         pa.field("tokenizer", pa.string(), nullable=False),  # bpe | template
@@ -532,6 +544,7 @@ TABLES: dict[str, pa.Schema] = {
     "report_embeddings": REPORT_EMBEDDINGS,
     "bpe_tokens": BPE_TOKENS,
     "template_tokens": TEMPLATE_TOKENS,
+    "template_unknown_sentences": TEMPLATE_UNKNOWN_SENTENCES,
     "tokenizer_stats": TOKENIZER_STATS,
     "sector_masks": SECTOR_MASKS,
     "mask_quarantine": MASK_QUARANTINE,
