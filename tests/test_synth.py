@@ -19,7 +19,7 @@ from pydicom.errors import InvalidDicomError
 from echo_pipeline.synth.cohort import generate_cohort
 from echo_pipeline.schemas import REPORT_LABEL_NAMES
 from echo_pipeline.synth.dicom_writer import US_MULTIFRAME, image_dataset
-from echo_pipeline.synth.house_style import HOUSE_STYLES, load_house_style
+from echo_pipeline.synth.house_style import HOUSE_STYLES, HouseStyleError, load_house_style
 from echo_pipeline.synth.physiology import SITES
 from echo_pipeline.synth.plan import plan_cohort
 from echo_pipeline.synth.render import lv_cavity_mask, render_clip
@@ -299,6 +299,10 @@ def test_each_site_writes_its_own_house_style(cohort):
 def test_house_styles_share_every_phrase_key():
     keys = {name: set(load_house_style(name).phrases) for name in HOUSE_STYLES}
     assert all(k == keys[HOUSE_STYLES[0]] for k in keys.values()), keys
+    with pytest.raises(HouseStyleError, match="unknown house style 'gothic'"):
+        load_house_style("gothic")
+    with pytest.raises(HouseStyleError, match="no key 'sonnet'"):
+        load_house_style(HOUSE_STYLES[1])["sonnet"]
 
 
 @pytest.fixture(scope="module")

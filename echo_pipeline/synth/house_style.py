@@ -15,12 +15,14 @@ from importlib import resources
 import numpy as np
 import yaml
 
+from echo_pipeline.errors import EchoPipelineError
+
 #: House styles shipped with the generator; the first is the default (render_report's and most sites').
 HOUSE_STYLES = ("narrative", "block_capitals")
 
 
-class HouseStyleError(ValueError):
-    """A house-style YAML file is missing a key or is not a mapping."""
+class HouseStyleError(EchoPipelineError):
+    """An unknown house style, or a house-style YAML file that is not a mapping or lacks a key."""
 
 
 def pick(rng: np.random.Generator, options):
