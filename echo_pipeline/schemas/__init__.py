@@ -31,6 +31,7 @@ from echo_pipeline.schemas.reports import (  # noqa: F401
 from echo_pipeline.schemas.tokenizers import (  # noqa: F401
     BPE_TOKENS,
     TEMPLATE_TOKENS,
+    TEMPLATE_UNKNOWN_SENTENCES,
     TOKENIZER_STATS,
 )
 from echo_pipeline.schemas.masking import (  # noqa: F401
@@ -79,6 +80,7 @@ TABLES: dict[str, pa.Schema] = {
     "report_embeddings": REPORT_EMBEDDINGS,
     "bpe_tokens": BPE_TOKENS,
     "template_tokens": TEMPLATE_TOKENS,
+    "template_unknown_sentences": TEMPLATE_UNKNOWN_SENTENCES,
     "tokenizer_stats": TOKENIZER_STATS,
     "sector_masks": SECTOR_MASKS,
     "mask_quarantine": MASK_QUARANTINE,
