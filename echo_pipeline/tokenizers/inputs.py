@@ -1,4 +1,4 @@
-"""What the tokenizer steps read from upstream tables: every report with the split of its linked study."""
+"""What the tokenizer steps read from upstream tables: reports with their split, and those with unknown sentences."""
 
 from __future__ import annotations
 
