@@ -33,7 +33,7 @@ from echo_pipeline.masking.sectors import (
     sector_tables,
 )
 
-CODE_VERSION = "masking-1"
+CODE_VERSION = "masking-2"
 
 __all__ = [
     "CODE_VERSION", "OUTPUT_SIZE", "REASONS", "ClipFailure", "ClipJob", "ClipSource", "CropPlan", "Fan",
