@@ -31,7 +31,7 @@ from echo_pipeline.masking.geometry import Fan, iou
 
 #: IoU between the fan through the tags' origin and the fan fitted freely inside the box above which the
 #: origin is trusted; below it the tags contradict the pixels and the free fit is used.
-ORIGIN_AGREEMENT = 0.97
+ORIGIN_AGREEMENT = 0.985
 
 BOX_FAN = "regions"  # apex at the tags' transducer origin, angles and radii fitted inside the region box
 BOX_PIXELS = "regions_pixels"  # the fan fitted freely to the activity inside the region box
@@ -168,14 +168,11 @@ def _through(apex: tuple[float, float], fan: Fan) -> Fan:
     return Fan(ax, ay, radius, left, right, near)
 
 
-def sector_from_regions(box: RegionBox, change: np.ndarray, *, origin: tuple[float, float] | None = None,
-                        ignore: np.ndarray | None = None) -> RegionSector | None:
+def sector_from_regions(box: RegionBox, change: np.ndarray, *, origin: tuple[float, float] | None = None
+                        ) -> RegionSector | None:
     """The sector inside ``box`` given the clip's activity (from_pixels.activity), both at the analysis scale;
-    ``origin``: the tags' transducer origin there; ``ignore``: pixels of other declared regions (Doppler
-    strips, M-mode) whose motion says nothing about the sector. None when nothing inside the box fits a fan."""
+    ``origin``: the tags' transducer origin there. None when nothing inside the box fits a fan."""
     rows, cols = change.shape
-    if ignore is not None:
-        change = np.where(ignore, 0, change).astype(change.dtype)
     inside = box.mask(rows, cols)
     boxed = np.where(inside, change, 0).astype(change.dtype)
     found = sector_from_activity(boxed)

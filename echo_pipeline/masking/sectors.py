@@ -166,18 +166,20 @@ def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: 
     if refused is not None:
         return SectorOutcome(quarantine_row=_quarantine(source, *refused, "regions", None, lineage))
     shape = change.shape
+    tissue = tissue_region(measured.regions)
+    if tissue is not None:  # motion in declared Doppler / M-mode displays beside the image is not the sector's
+        ignore = _other_regions(measured.regions, tissue, scale, shape)
+        change = change if ignore is None else np.where(ignore, 0, change).astype(change.dtype)
     # Both methods work at the analysis scale; the chosen fan is drawn at the source size at the end.
     candidates: dict[str, tuple[Sector, np.ndarray, list]] = {}
     pixel = sector_from_activity(change)
     pixel_mask = pixel.fan.mask(*shape) if pixel.fan is not None else np.zeros(shape, bool)
     moved = bool(pixel.blob.any() or pixel.fan is not None)
     candidates[PIXELS] = (pixel, pixel_mask, plausibility.check_sector(pixel, pixel_mask, moved))
-    tissue = tissue_region(measured.regions)
     box = tissue.box if tissue is not None else None
     region = None
     if box is not None and box.valid_for(rows, cols):
-        region = sector_from_regions(box.scaled(scale), change, origin=scaled_origin(tissue.origin, scale),
-                                     ignore=_other_regions(measured.regions, tissue, scale, shape))
+        region = sector_from_regions(box.scaled(scale), change, origin=scaled_origin(tissue.origin, scale))
         if region is not None:
             candidates[region.how] = (region.judged, region.mask,
                                       plausibility.check_sector(region.judged, region.mask, moved))
