@@ -65,9 +65,10 @@ def burn_in(frames: np.ndarray, inside: np.ndarray) -> np.ndarray:
 
 
 def write_rgb_dicom(path: Path, frames: np.ndarray, region: tuple[int, int, int, int] | None = None,
-                    origin: tuple[float, float] | None = None) -> Path:
+                    origin: tuple[float, float] | None = None, items: list[Dataset] | None = None) -> Path:
     """A native (explicit VR little endian) RGB US multi-frame file holding ``frames``; ``region``: a 2D
-    tissue region, with the transducer origin (pixel of physical (0, 0)) as its reference pixel when given."""
+    tissue region, with the transducer origin (pixel of physical (0, 0)) as its reference pixel when given;
+    ``items``: SequenceOfUltrasoundRegions items written as they are instead."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -90,6 +91,8 @@ def write_rgb_dicom(path: Path, frames: np.ndarray, region: tuple[int, int, int,
             item.ReferencePixelPhysicalValueX = (origin[0] - round(origin[0])) * -0.05  # so (0, 0) falls on origin
             item.ReferencePixelPhysicalValueY = (origin[1] - round(origin[1])) * -0.05
         ds.SequenceOfUltrasoundRegions = [item]
+    if items:
+        ds.SequenceOfUltrasoundRegions = items
     ds.PixelData = np.ascontiguousarray(frames).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path

@@ -19,9 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
+from pydicom.dataset import Dataset
+from test_masking import write_rgb_dicom  # the plain native-RGB file writer; the region items are built here
 
 from echo_pipeline import masking
 from echo_pipeline.masking.geometry import Fan, iou
@@ -92,18 +91,6 @@ def render(clip: Clip, seed: int) -> np.ndarray:
 
 def write(path: Path, clip: Clip, seed: int = 0) -> Path:
     """A US Multi-frame file (explicit VR little endian, RGB) with the clip's regions."""
-    frames = render(clip, seed)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = UltrasoundMultiFrameImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.Rows, ds.Columns, ds.NumberOfFrames = "US", clip.rows, clip.cols, FRAMES
-    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.FrameTime = 20.0
     items = []
     for region in clip.regions:
         item = Dataset()
@@ -117,11 +104,7 @@ def write(path: Path, clip: Clip, seed: int = 0) -> Path:
         if region.transducer is not None:
             item.TransducerType = region.transducer
         items.append(item)
-    if items:
-        ds.SequenceOfUltrasoundRegions = Sequence(items)
-    ds.PixelData = frames.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_rgb_dicom(path, render(clip, seed), items=items)
 
 
 def box_of(fan: Fan, rows: int, cols: int, margin: tuple[int, int, int, int] = (0, 0, 0, 0)) -> tuple[int, ...]:
