@@ -24,6 +24,7 @@ from pydicom.pixels import get_decoder
 from echo_pipeline.errors import DicomDecodeError
 from echo_pipeline.ingest import reasons
 from echo_pipeline.ingest.colour import RgbConverter, expand_ybr422
+from echo_pipeline.ingest.frame_reader import read_encapsulated_frames, read_header, read_native_frames
 from echo_pipeline.ingest.jpeg import cv2_matches_dicom, decode_jpeg_frame, parse_jpeg_header
 from echo_pipeline.ingest.layout import PixelLayout, encapsulated_frames, pixel_layout
 from echo_pipeline.ingest.syntaxes import CV2_JPEG, NATIVE, PYDICOM, RLE, decoder_for
@@ -49,17 +50,13 @@ def decode_frames(
     Raises DicomDecodeError (with a reason code) when the file cannot be decoded, IndexError for frame
     indices outside the clip, ValueError for a bad ``scale`` or ``out``.
     """
-    ds, name = _open(source)
-    layout = pixel_layout(ds, name)
-    if "PixelData" not in ds:
-        raise DicomDecodeError(f"{name}: expected (7FE0,0010) Pixel Data; found none", reasons.NO_PIXEL_DATA)
-    indices = _check_indices(frame_indices, layout.frames, name)
+    ds, name, layout, indices, path, streams = _frames_of(source, frame_indices)
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}; got {scale}")
-    path = _own_path(layout, name)
-    streams = encapsulated_frames(ds, layout, indices, name) if path in (CV2_JPEG, RLE) else {}
     if path == CV2_JPEG and not _cv2_fits(streams[indices[0]], layout):
         path = PYDICOM
+        if "PixelData" not in ds:  # only the frames were read; pydicom's decoder wants the dataset's Pixel Data
+            ds, name = _open(source)
     height, width = -(-layout.rows // scale), -(-layout.columns // scale)
     if len(indices) * height * width * 3 > MAX_OUTPUT_BYTES:
         raise DicomDecodeError(
@@ -72,7 +69,7 @@ def decode_frames(
     elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"{name}: out must be a C-contiguous uint8 array of shape {shape}; got {out.dtype} {out.shape}")
     if path == NATIVE:
-        _decode_native(ds, layout, indices, out, name)
+        _decode_native(streams, ds, layout, indices, out, name)
     elif path == CV2_JPEG:
         _decode_cv2_jpeg(streams, ds, layout, indices, out, scale, name)
     elif path == RLE:
@@ -80,6 +77,43 @@ def decode_frames(
     else:
         _decode_pydicom(ds, layout, indices, out, name)
     return out
+
+
+def _frames_of(source: str | os.PathLike | Dataset, frame_indices: Sequence[int] | None):
+    """(dataset, name, layout, indices, decode path, frame bytes by index) for decode_frames. From a path,
+    only the requested frames are read (frame_reader.py) whenever the file's layout allows; the bytes dict
+    is empty when the decoder takes the frames from the dataset's Pixel Data itself."""
+    if not isinstance(source, Dataset):
+        try:
+            header, where = read_header(source)
+        except Exception:  # unreadable: the full read below raises the precise error
+            where = None
+        if where is not None:
+            name = str(source)
+            layout = pixel_layout(header, name)
+            indices = _check_indices(frame_indices, layout.frames, name)
+            path = _own_path(layout, name)
+            if path == NATIVE:
+                return header, name, layout, indices, path, read_native_frames(
+                    source, where, layout.native_frame_bytes, layout.frames, indices)
+            if path in (CV2_JPEG, RLE):
+                streams = read_encapsulated_frames(source, header, where, layout.frames, indices)
+                if streams is not None:
+                    return header, name, layout, indices, path, streams
+    ds, name = _open(source)
+    layout = pixel_layout(ds, name)
+    if "PixelData" not in ds:
+        raise DicomDecodeError(f"{name}: expected (7FE0,0010) Pixel Data; found none", reasons.NO_PIXEL_DATA)
+    indices = _check_indices(frame_indices, layout.frames, name)
+    path = _own_path(layout, name)
+    streams = encapsulated_frames(ds, layout, indices, name) if path in (CV2_JPEG, RLE) else {}
+    if path == NATIVE:
+        data, size = memoryview(ds.PixelData), layout.native_frame_bytes
+        if len(data) < size * layout.frames:
+            raise DicomDecodeError(f"{name}: expected {size * layout.frames} bytes of native Pixel Data; found "
+                                   f"{len(data)}", reasons.INCONSISTENT_PIXEL_DATA)
+        streams = {i: data[i * size : (i + 1) * size] for i in set(indices)}
+    return ds, name, layout, indices, path, streams
 
 
 def decode_path(source: str | os.PathLike | Dataset) -> str:
@@ -160,17 +194,13 @@ def _fix_unused_bits(frame: np.ndarray, layout: PixelLayout) -> np.ndarray:
     return (frame << shift) >> shift
 
 
-def _decode_native(ds: Dataset, layout: PixelLayout, indices: list[int], out: np.ndarray, name: str) -> None:
-    data = memoryview(ds.PixelData)
-    size = layout.native_frame_bytes
-    if len(data) < size * layout.frames:
-        raise DicomDecodeError(
-            f"{name}: expected {size * layout.frames} bytes of native Pixel Data; found {len(data)}", reasons.INCONSISTENT_PIXEL_DATA
-        )
+def _decode_native(
+    streams: dict[int, bytes], ds: Dataset, layout: PixelLayout, indices: list[int], out: np.ndarray, name: str
+) -> None:
     dtype = _native_dtype(layout)
     to_rgb = RgbConverter.for_dataset(ds, layout.photometric, layout.bits_stored)
     for k, index in enumerate(indices):
-        flat = np.frombuffer(data[index * size : (index + 1) * size], dtype=dtype)
+        flat = np.frombuffer(streams[index], dtype=dtype)
         if layout.photometric == "YBR_FULL_422" and layout.bits_allocated == 8:
             frame = expand_ybr422(flat, layout.rows, layout.columns)
         elif layout.samples_per_pixel == 1:
