@@ -84,7 +84,9 @@ class UltrasoundRegion:
 
     @property
     def is_2d_tissue(self) -> bool:
-        return self.spatial_format == SPATIAL_2D and self.data_type == TISSUE
+        """2D, and tissue or of no declared data type (RegionDataType is Type 1; the fan fit and the
+        plausibility rules still judge what such a region holds)."""
+        return self.spatial_format == SPATIAL_2D and self.data_type in (TISSUE, None)
 
     @property
     def is_linear(self) -> bool:
