@@ -19,7 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import pydicom
 from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGBaseline8Bit
 from test_masking import write_rgb_dicom  # the plain native-RGB file writer; the region items are built here
 
 from echo_pipeline import masking
@@ -89,8 +92,8 @@ def render(clip: Clip, seed: int) -> np.ndarray:
     return frames
 
 
-def write(path: Path, clip: Clip, seed: int = 0) -> Path:
-    """A US Multi-frame file (explicit VR little endian, RGB) with the clip's regions."""
+def write(path: Path, clip: Clip, seed: int = 0, jpeg: bool = False) -> Path:
+    """A US Multi-frame file (explicit VR little endian RGB, or JPEG baseline) with the clip's regions."""
     items = []
     for region in clip.regions:
         item = Dataset()
@@ -104,7 +107,22 @@ def write(path: Path, clip: Clip, seed: int = 0) -> Path:
         if region.transducer is not None:
             item.TransducerType = region.transducer
         items.append(item)
-    return write_rgb_dicom(path, render(clip, seed), items=items)
+    path = write_rgb_dicom(path, render(clip, seed), items=items)
+    return to_jpeg(path) if jpeg else path
+
+
+def to_jpeg(path: Path, quality: int = 90) -> Path:
+    """The file re-stored as JPEG baseline (YBR_FULL_422, one JPEG per frame), as most scanners export."""
+    ds = pydicom.dcmread(path)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    if hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR"):
+        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422]
+    frames = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), params)[1].tobytes() for f in ds.pixel_array]
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PhotometricInterpretation, ds.PixelData = "YBR_FULL_422", encapsulate(frames)
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 def box_of(fan: Fan, rows: int, cols: int, margin: tuple[int, int, int, int] = (0, 0, 0, 0)) -> tuple[int, ...]:
@@ -151,8 +169,8 @@ def geometries(k: int) -> dict[str, Clip]:
     }
 
 
-def masked(tmp_path: Path, clip: Clip, seed: int):
-    path = write(tmp_path / f"{clip.name}-{seed}.dcm", clip, seed)
+def masked(tmp_path: Path, clip: Clip, seed: int, jpeg: bool = False):
+    path = write(tmp_path / f"{clip.name}-{seed}.dcm", clip, seed, jpeg)
     return find_sector(ClipSource(path.stem, "0" * 64, "00", str(path)), mask_dir=tmp_path / "masks", data_root=tmp_path,
                        run_id="t", code_version=masking.CODE_VERSION)
 
@@ -173,9 +191,9 @@ CLIPS_PER_GEOMETRY = 3
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    """Every geometry, CLIPS_PER_GEOMETRY clips each: (name, clip, outcome, data root) tuples."""
+    """Every geometry, CLIPS_PER_GEOMETRY clips each (the last one JPEG): (name, clip, outcome, data root)."""
     folder = tmp_path_factory.mktemp("geometry_archive")
-    return [(name, clip, masked(folder, clip, 10 * k + i), folder)
+    return [(name, clip, masked(folder, clip, 10 * k + i, jpeg=k == CLIPS_PER_GEOMETRY), folder)
             for k in range(1, CLIPS_PER_GEOMETRY + 1) for i, (name, clip) in enumerate(geometries(k).items())]
 
 

@@ -187,8 +187,12 @@ def refine_fan(change: np.ndarray, fan: Fan, *, fixed_apex: bool = False) -> Fan
 
 
 def _mean_angle(apex: np.ndarray, anchors: tuple[np.ndarray, np.ndarray]) -> float:
-    """The side's angle through a known apex: the mean of the angles of its two anchor points."""
-    return float(np.mean([math.degrees(math.atan2(*(p - apex))) for p in anchors]))
+    """The side's angle through a known apex: the line through it closest to the two anchor points (least
+    squares on their perpendicular distances, r * sin(angle difference), so the farther anchor counts more)."""
+    offsets = [p - apex for p in anchors]
+    weights = np.array([float(o @ o) for o in offsets])
+    angles = np.array([math.degrees(math.atan2(*o)) for o in offsets])
+    return float((weights * angles).sum() / weights.sum())
 
 
 def _with_near_arc(change: np.ndarray, fan: Fan) -> Fan:
