@@ -12,9 +12,10 @@ their sector masks, then times, per frame, decode → mask → crop → resize �
 
 Then counts, per clip, the frames' worth of bytes read from the file to find the sector (Linux
 ``/proc/self/io``): reading the whole file (pydicom ``dcmread``) vs reading only the sampled frames
-(``decode_frames`` on the path), with the time of each. Then compares storage formats for the masked clips (.npy memory map, compressed .npz, MJPEG .avi, PNG and
-JPEG per frame): bytes per clip, write ms per clip, and read latency for one random frame and for 20
-consecutive frames (files just written, so from the page cache: decode cost, not disk).
+(``decode_frames`` on the path), with the time of each. Then compares storage formats for the masked clips
+(.npy memory map, compressed .npz, MJPEG .avi, PNG and JPEG per frame): bytes per clip, write ms per clip,
+and read latency for one random frame and for 20 consecutive frames (files just written, so from the page
+cache: decode cost, not disk).
 Prints ``name: value`` lines; ratios are measured in the same run.
 
 Each path runs ``--repeats`` times and the fastest run counts (the machine may be shared).

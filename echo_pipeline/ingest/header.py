@@ -107,7 +107,8 @@ def region_bounds(ds: Dataset) -> tuple[int, int, int, int] | None:
     best, best_area = None, -1
     for item in ds.get("SequenceOfUltrasoundRegions") or []:
         try:
-            if int(item.get("RegionSpatialFormat", -1)) != _REGION_2D or int(item.get("RegionDataType", _TISSUE)) != _TISSUE:
+            tissue_2d = (int(item.get("RegionSpatialFormat", -1)), int(item.get("RegionDataType", _TISSUE)))
+            if tissue_2d != (_REGION_2D, _TISSUE):
                 continue
             box = tuple(int(item[keyword].value) for keyword in _REGION_BOUNDS)
         except (KeyError, TypeError, ValueError):

@@ -106,7 +106,8 @@ def _far_arc(change: np.ndarray, fan: Fan) -> float | None:
 
 def _central_rays(fan: Fan, count: int) -> np.ndarray:
     """Unit directions of ``count`` rays over the middle 60 % of the fan's opening, shape (count, 2)."""
-    phi = np.radians(np.linspace(fan.angle_left_deg + 0.2 * fan.opening_deg, fan.angle_right_deg - 0.2 * fan.opening_deg, count))
+    margin = 0.2 * fan.opening_deg
+    phi = np.radians(np.linspace(fan.angle_left_deg + margin, fan.angle_right_deg - margin, count))
     return np.stack([np.sin(phi), np.cos(phi)], axis=1)
 
 
