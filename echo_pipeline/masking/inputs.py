@@ -14,7 +14,7 @@ from echo_pipeline.storage import DataRoot
 from echo_pipeline.upstream import read_upstream
 
 _A4C_CLIPS_SQL = """
-    SELECT a.sop_instance_uid, d.file_sha256, d.relative_path, d.region_x0, d.region_y0, d.region_x1, d.region_y1
+    SELECT a.sop_instance_uid, d.file_sha256, d.relative_path
     FROM a4c_clips AS a JOIN dicom_instances AS d USING (sop_instance_uid)
     WHERE a.shard = ? ORDER BY a.sop_instance_uid"""
 
@@ -26,7 +26,8 @@ _KEPT_MASKS_SQL = """
 
 
 def read_a4c_clips(data_root: DataRoot, shard: str) -> pa.Table:
-    """The shard's A4C clips with the file hash, path and ultrasound region of each (input of sector_masks)."""
+    """The shard's A4C clips with the file hash and path of each (input of sector_masks; the region tags are read
+    from each file's header by find_sector)."""
     return read_upstream(data_root, _A4C_CLIPS_SQL, ["a4c_clips", "dicom_instances"], [shard])
 
 
