@@ -119,9 +119,12 @@ STUDIES_WITHOUT_REPORT = pa.schema(
 )
 
 REPORT_LABEL_NAMES = ("lvef", "pasp", "pacemaker", "tavr", "mitraclip", "lv_dilation", "la_dilation",
-                      "rv_dilation", "ra_dilation", "lvh", "effusion", "tamponade")
+                      "rv_dilation", "ra_dilation", "lvh", "effusion", "tamponade", "impella", "atrial_fibrillation",
+                      "right_atrial_pressure", "normal_lv_wall_thickness", "no_significant_valvular_disease")
 _LABEL_TYPES = {"lvef": pa.float64(), "pasp": pa.float64(), "pacemaker": pa.bool_(), "tavr": pa.bool_(),
-                "mitraclip": pa.bool_(), "tamponade": pa.bool_()}  # the rest are severity words (strings)
+                "mitraclip": pa.bool_(), "tamponade": pa.bool_(), "impella": pa.bool_(),
+                "atrial_fibrillation": pa.bool_(), "normal_lv_wall_thickness": pa.bool_(),
+                "no_significant_valvular_disease": pa.bool_()}  # the rest are severity words (strings)
 REPORT_LABELS = pa.schema(
     [
         pa.field("report_id", pa.string(), nullable=False),
@@ -130,7 +133,23 @@ REPORT_LABELS = pa.schema(
     ]
     + [pa.field(name, _LABEL_TYPES.get(name, pa.string())) for name in REPORT_LABEL_NAMES]  # null = not stated
     + [pa.field(f"{name}_source", pa.string()) for name in REPORT_LABEL_NAMES]  # sentence the value came from
-    + [RUN_ID, CODE_VERSION]
+    + [pa.field("label_rules_sha256", pa.string(), nullable=False),  # the effective label rules that made the row
+       RUN_ID, CODE_VERSION]
+)
+
+# Sentences that name a label's target but yield no value, by shape (numbers and ids masked): what a site's
+# label rules do not cover yet (docs/reports.md, "Gap report").
+REPORT_LABEL_GAPS = pa.schema(
+    [
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("sentence_shape", pa.string(), nullable=False),  # lower case, every token with a digit -> "#"
+        pa.field("sentence_count", pa.int64(), nullable=False),  # sentences of this shape, all reports
+        pa.field("report_count", pa.int64(), nullable=False),  # reports holding at least one of them
+        pa.field("example_report_id", pa.string(), nullable=False),
+        pa.field("label_rules_sha256", pa.string(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
 )
 
 SPLITS = pa.schema(
@@ -521,6 +540,7 @@ TABLES: dict[str, pa.Schema] = {
     "report_links": REPORT_LINKS,
     "studies_without_report": STUDIES_WITHOUT_REPORT,
     "report_labels": REPORT_LABELS,
+    "report_label_gaps": REPORT_LABEL_GAPS,
     "splits": SPLITS,
     "clip_embeddings": CLIP_EMBEDDINGS,
     "report_embeddings": REPORT_EMBEDDINGS,

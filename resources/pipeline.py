@@ -26,6 +26,7 @@ class PipelineResource(dg.ConfigurableResource):
     split_fractions: list[float] = list(ARCHIVE_SPLIT_FRACTIONS)
     model_preset: str = "echo-tiny"
     train_epochs: int | None = None
+    label_rules_path: str | None = None
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> "PipelineResource":
@@ -40,6 +41,7 @@ class PipelineResource(dg.ConfigurableResource):
             split_fractions=list(settings.split_fractions),
             model_preset=settings.model_preset,
             train_epochs=settings.train_epochs,
+            label_rules_path=optional(settings.label_rules_path),
         )
 
     @property
@@ -55,6 +57,7 @@ class PipelineResource(dg.ConfigurableResource):
             split_fractions=tuple(self.split_fractions),
             model_preset=self.model_preset,
             train_epochs=self.train_epochs,
+            label_rules_path=optional(self.label_rules_path),
         )
 
     @property
