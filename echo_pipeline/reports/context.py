@@ -4,7 +4,8 @@ A cue (`context:` in the rules file) marks the mentions in its scope as negated,
 historical. A forward cue reaches the first mention after it (at most `FORWARD_GAP_WORDS` words on, or
 `NEAR_WORDS` for a `forward_near` cue) and the mentions joined to that one by "or", "nor", "and/or" or a
 comma ("no LVH, effusion or tamponade"); a backward cue reaches the one mention just before it. A
-terminator word ("but", "and", "with", ...) ends every scope. When cues disagree the strongest wins:
+terminator word ("but", "and", "with", ...) ends every scope. A cue inside a mention (a long pattern target such
+as "aortic valve: no stenosis") applies to it. When cues disagree the strongest wins:
 hypothetical > uncertain > negated > historical > affirmed.
 """
 
@@ -52,6 +53,9 @@ def mention_statuses(sentence: str, mentions: list[Match], cues: list[Match]) ->
             if payload == TERMINATOR:
                 continue
             category, direction = payload
+            for i, m in enumerate(mentions):  # a cue inside a long target ("aortic valve: no stenosis")
+                if m.start < cue.start and cue.end <= m.end:
+                    mark(i, category)
             if direction == "backward":
                 before = [i for i, m in enumerate(mentions) if m.end <= cue.start]
                 if before and not any(mentions[before[-1]].end <= s < cue.start for s in stops):

@@ -22,6 +22,7 @@ _HEADER = re.compile(r"^([A-Za-z][A-Za-z /&'-]{1,48}):\s*$")
 _SEPARATOR = re.compile(r"[,;]|\b(?:and|with|but|while|whereas|although|however)\b", re.I)
 _LIST_GAP = re.compile(r"^[\s,/&]*(?:(?:and|or|and/or)\b)?[\s,]*(?:(?:the|a)\b)?\s*$", re.I)
 _NUMBER = r"\d{1,3}(?:[.,]\d+)?"
+_WORDS = re.compile(r"[A-Za-z][A-Za-z'-]*")
 BOUNDARY = ("", "boundary")
 
 
@@ -97,7 +98,8 @@ class LabelExtractor:
     def _number_regex(rule: dict) -> tuple[re.Pattern, re.Pattern]:
         units = "|".join(re.escape(u).replace(r"\ ", r"\s*") for u in sorted(rule["units"], key=len, reverse=True))
         after = re.compile(rf"(?<![\d.])({_NUMBER})\s*(?:{units})?\s*(?:(?:-|\u2013|\u2014|to)\s*({_NUMBER})\s*)?(?:{units})(?![A-Za-z])", re.I)
-        tabular = re.compile(rf"^\s*(?:\(\s*(?:{units})\s*\))?\s*[:=]\s*({_NUMBER})(?![\d.])", re.I)  # "LVEF (%): 55"
+        # "LVEF (%): 55", "EF%: 55", "PASP = 35"
+        tabular = re.compile(rf"\s*\(?\s*(?:{units})?\s*\)?\s*[:=]\s*({_NUMBER})(?![\d.])", re.I)
         return after, tabular
 
     # --- one mention ----------------------------------------------------------------------------------------
@@ -118,8 +120,8 @@ class LabelExtractor:
         """(value, whether the window said anything): grade + finding, normal -> "none", finding alone."""
         before, after = self._window(sentence, mentions, i)
         grades = self.grades[label]
-        grade = grades.find(before, last=True) or grades.find(after)
         target = sentence[mentions[i].start:mentions[i].end]
+        grade = grades.find(before, last=True) or grades.find(target) or grades.find(after)
         finding = bool(self.self_findings[label].find(target)) or bool(self.findings[label].find(before + " " + after))
         if grade and finding:
             return grade, True
@@ -149,21 +151,32 @@ class LabelExtractor:
                 return own
             if said and value is not None:
                 return value
-        return None
+        return self._list_head_normal(label, sentence, mentions, i)
+
+    def _list_head_normal(self, label: str, sentence: str, mentions: list[Match], i: int):
+        """ "LV: normal size and wall thickness": a normal phrase heading the list this mention ends."""
+        if not i:
+            return None
+        gap = sentence[mentions[i - 1].end:mentions[i].start]
+        cuts = list(_SEPARATOR.finditer(gap))
+        if not cuts or gap[cuts[-1].end():].strip(" ,"):
+            return None
+        head = " ".join(_WORDS.findall(gap[:cuts[-1].start()])[-3:])
+        return "none" if self.normal[label].find(head) else None
 
     def _number(self, label: str, sentence: str, mentions: list[Match], i: int):
         """The first number with the label's unit whose nearest mention before it is this label's."""
         rule = self.rules[label]
         after, tabular = self.numbers[label]
         low, high = rule["valid"]
-        found = tabular.match(sentence, mentions[i].end)
-        values = [_value(found.group(1))] if found else []
-        if not values:
-            for hit in after.finditer(sentence, mentions[i].end):
-                owner = [m for m in mentions if m.end <= hit.start()]
-                if owner and any(p[0] == label for p in owner[-1].payloads):
-                    values = [_value(g) for g in hit.groups() if g]
-                    break
+        values = []
+        for hit in after.finditer(sentence, mentions[i].end):
+            owner = [m for m in mentions if m.end <= hit.start()]
+            if owner and any(p[0] == label for p in owner[-1].payloads):
+                values = [_value(g) for g in hit.groups() if g]
+                break
+        found = None if values else tabular.match(sentence, mentions[i].end)
+        values = [_value(found.group(1))] if found else values
         if not values:
             return None
         value = sum(values) / len(values)
@@ -187,8 +200,9 @@ class LabelExtractor:
         negated = status == "negated"
         if role == "false":
             return None if negated else False
-        if role == "summary":
-            return True if negated else None
+        if role == "summary":  # "no significant valvular disease", "Valves: unremarkable"
+            before, after = self._window(sentence, mentions, i)
+            return True if negated or self.normal[label].find(f"{before} {after}") else None
         if role == "summary_normal":
             return None if negated else True
         if kind == "presence":

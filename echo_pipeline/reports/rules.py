@@ -81,6 +81,7 @@ class _Doc:
             out = {}
             for key_node, value_node in node.value:
                 out[key_node.value] = self._python(value_node, path + (key_node.value,))
+                self.lines[path + (key_node.value,)] = key_node.start_mark.line + 1  # the key's line, not its value's
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._python(item, path + (i,)) for i, item in enumerate(node.value)]
