@@ -10,8 +10,10 @@ Usage: ``python bench/bench_labels.py [--reports 3000] [--repeats 3]``.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -182,12 +184,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reports", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dump", type=Path, default=None,
+                        help="also write the reports and the rules' target phrases to this JSON file, the input of "
+                             "bench/medspacy_comparison.py (run in a separate environment)")
     args = parser.parse_args()
     texts = []
     for i in range(args.reports):
         study = _study(np.random.default_rng(i))
         texts.append(render_report(study, np.random.default_rng(10_000 + i))[0])
-    extractor = LabelExtractor(load_label_rules())
+    rules = load_label_rules()
+    extractor = LabelExtractor(rules)
+    if args.dump:
+        targets = [(name, phrase) for name, rule in rules.rules["labels"].items()
+                   for key in ("targets", "false_phrases", "summary_targets") for phrase in rule.get(key, [])
+                   if not phrase.startswith("re:")]
+        args.dump.write_text(json.dumps({"texts": texts, "targets": targets}))
     t_old, old = best_time(lambda: [old_extract_labels(t) for t in texts], args.repeats)
     t_new, new = best_time(lambda: [extractor.extract(t).values for t in texts], args.repeats)
     shared = list(RULES)
