@@ -124,7 +124,7 @@ REPORT_LABEL_NAMES = ("lvef", "pasp", "pacemaker", "tavr", "mitraclip", "lv_dila
 _LABEL_TYPES = {"lvef": pa.float64(), "pasp": pa.float64(), "pacemaker": pa.bool_(), "tavr": pa.bool_(),
                 "mitraclip": pa.bool_(), "tamponade": pa.bool_(), "impella": pa.bool_(),
                 "atrial_fibrillation": pa.bool_(), "normal_lv_wall_thickness": pa.bool_(),
-                "no_significant_valvular_disease": pa.bool_()}  # the rest are severity words (strings)
+                "no_significant_valvular_disease": pa.bool_()}  # the rest are words (severity; RA pressure level)
 REPORT_LABELS = pa.schema(
     [
         pa.field("report_id", pa.string(), nullable=False),
@@ -133,7 +133,7 @@ REPORT_LABELS = pa.schema(
     ]
     + [pa.field(name, _LABEL_TYPES.get(name, pa.string())) for name in REPORT_LABEL_NAMES]  # null = not stated
     + [pa.field(f"{name}_source", pa.string()) for name in REPORT_LABEL_NAMES]  # sentence the value came from
-    + [pa.field("label_rules_sha256", pa.string(), nullable=False),  # the effective label rules that made the row
+    + [pa.field("label_rules_sha256", pa.string()),  # the effective label rules that made the row
        RUN_ID, CODE_VERSION]
 )
 

@@ -259,14 +259,15 @@ class LabelExtractor:
         return result
 
     def _valves(self, result: ReportResult, lesions: list) -> None:
+        """False when any valve lesion is graded significant; true when the valves as a whole are said to be
+        normal; a mild lesion alone says nothing about the valves as a whole."""
         for label in {lesion[0] for lesion in lesions}:
             significant = set(self.rules[label]["significant"])
             mine = [(value, role, sentence) for name, value, role, sentence in lesions if name == label]
-            worst = next(((value, s) for value, role, s in mine if role == "target" and value in significant), None)
-            if worst:
-                result.values[label] = (False, worst[1])
-            else:
-                result.values[label] = (True, mine[0][2])
+            worst = next((s for value, role, s in mine if role == "target" and value in significant), None)
+            normal = next((s for value, role, s in mine if role != "target" and value is True), None)
+            if worst or normal:
+                result.values[label] = (False, worst) if worst else (True, normal)
 
     def _derived(self, result: ReportResult) -> None:
         for label, rule in self.rules.items():
