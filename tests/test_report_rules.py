@@ -128,11 +128,12 @@ labels:
 SITE_TEXTS = {
     "r1": "The left auricle is moderately dilated. LVEF 40%.",
     "r2": "Small pericardial collection. No LVH.",
-    "r3": "The left atrium is mildly dilated. RVSP 30 mmHg.",
+    "r3": "The left atrium is mildly dilated. RVSP 30 mmHg. The left atrium measures 4.1 cm.",
 }
 
 
-def _materialize(tmp_path: Path, rules_path: Path | None, name: str) -> pa.Table:
+def _materialize(tmp_path: Path, rules_path: Path | None, name: str) -> tuple[pa.Table, str]:
+    """The `report_labels` table and the gap asset's top-20 markdown, from a real Dagster run."""
     from assets.reports import labelled_reports
     from resources import PipelineResource
 
@@ -145,14 +146,18 @@ def _materialize(tmp_path: Path, rules_path: Path | None, name: str) -> pa.Table
                                 data_root=str(root), label_rules_path=str(rules_path) if rules_path else None)
     result = dg.materialize([labelled_reports], resources={"pipeline": pipeline})
     assert result.success
-    return store.read_table("report_labels")
+    gaps = next(e.materialization.metadata["top_20_gaps"].value for e in result.get_asset_materialization_events()
+                if e.asset_key.to_user_string() == "report_label_gaps")
+    return store.read_table("report_labels"), gaps
 
 
 def test_site_rules_change_exactly_the_affected_labels(tmp_path):
     site = tmp_path / "site_rules.yaml"
     site.write_text(SITE_RULES)
-    before = _materialize(tmp_path, None, "default").to_pandas().set_index("report_id")
-    after = _materialize(tmp_path, site, "site").to_pandas().set_index("report_id")
+    before, gaps = _materialize(tmp_path, None, "default")
+    before = before.to_pandas().set_index("report_id")
+    after = _materialize(tmp_path, site, "site")[0].to_pandas().set_index("report_id")
+    assert "the left atrium measures # cm." in gaps  # no rule reads a diameter: the UI shows it
     changed = {(rid, column) for rid in before.index for column in before.columns
                if column not in ("run_id",) and str(before.at[rid, column]) != str(after.at[rid, column])}
     default_sha, site_sha = load_label_rules().sha256, load_label_rules(site).sha256
