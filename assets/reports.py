@@ -72,7 +72,8 @@ def linked_reports(context: dg.AssetExecutionContext, pipeline: PipelineResource
 
 # The rules a run labels with come from ECHO_PIPELINE_LABEL_RULES (`echo-pipeline run --label-rules` sets it)
 # when the definitions load; their hash is part of the code version, so new rules re-label.
-LABELS_CODE_VERSION = reports.labelling_code_version(reports.load_label_rules(PipelineSettings.from_env().label_rules_path))
+LABELS_CODE_VERSION = reports.labelling_code_version(
+    reports.load_label_rules(PipelineSettings.from_env().label_rules_path))
 
 
 @dg.multi_asset(

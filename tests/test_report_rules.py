@@ -43,7 +43,8 @@ def _corpus() -> list[tuple[str, dict, bool]]:
             hypothetical = hypothetical and not line.startswith("# --- a second batch")
             continue
         text, expected = line.split("\t")
-        labels = {} if expected == "-" else dict((k, _parse(v)) for k, v in (p.split("=") for p in expected.split("; ")))
+        pairs = [] if expected == "-" else [pair.split("=") for pair in expected.split("; ")]
+        labels = {label: _parse(value) for label, value in pairs}
         assert set(labels) <= set(REPORT_LABEL_NAMES), labels
         cases.append((text.replace("\\n", "\n"), labels, hypothetical))
     return cases
@@ -94,8 +95,8 @@ def _reports(texts: dict[str, str]) -> tuple[pa.Table, pa.Table]:
          "patient_key": f"pat{i}", "report_text": text, **lineage} for i, (rid, text) in enumerate(texts.items())
     ], schema=REPORTS)
     links = pa.Table.from_pylist([
-        {"report_id": rid, "study_instance_uid": f"1.2.{i}", "patient_key": f"pat{i}", "link_method": "study_instance_uid",
-         "candidate_count": 1, **lineage} for i, rid in enumerate(texts)
+        {"report_id": rid, "study_instance_uid": f"1.2.{i}", "patient_key": f"pat{i}",
+         "link_method": "study_instance_uid", "candidate_count": 1, **lineage} for i, rid in enumerate(texts)
     ], schema=REPORT_LINKS)
     return reports, links
 

@@ -29,7 +29,8 @@ def cue_index(context: dict) -> PhraseIndex:
     entries = [(phrase, TERMINATOR) for phrase in context.get("terminators", [])]
     for category, directions in context.items():
         if category != "terminators":
-            entries += [(phrase, (category, direction)) for direction, phrases in directions.items() for phrase in phrases]
+            entries += [(phrase, (category, direction))
+                        for direction, phrases in directions.items() for phrase in phrases]
     return PhraseIndex(entries)
 
 

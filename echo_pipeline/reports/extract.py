@@ -97,7 +97,8 @@ class LabelExtractor:
     @staticmethod
     def _number_regex(rule: dict) -> tuple[re.Pattern, re.Pattern]:
         units = "|".join(re.escape(u).replace(r"\ ", r"\s*") for u in sorted(rule["units"], key=len, reverse=True))
-        after = re.compile(rf"(?<![\d.])({_NUMBER})\s*(?:{units})?\s*(?:(?:-|\u2013|\u2014|to)\s*({_NUMBER})\s*)?(?:{units})(?![A-Za-z])", re.I)
+        span = rf"(?:(?:-|\u2013|\u2014|to)\s*({_NUMBER})\s*)?"  # "55-60 %", "55 % to 60 %"
+        after = re.compile(rf"(?<![\d.])({_NUMBER})\s*(?:{units})?\s*{span}(?:{units})(?![A-Za-z])", re.I)
         # "LVEF (%): 55", "EF%: 55", "PASP = 35"
         tabular = re.compile(rf"\s*\(?\s*(?:{units})?\s*\)?\s*[:=]\s*({_NUMBER})(?![\d.])", re.I)
         return after, tabular

@@ -153,7 +153,8 @@ def _check_label(doc: _Doc, name: str, rule: Any) -> None:
     allowed = set().union(*_LABEL_KEYS.values()) if kind is None else _LABEL_KEYS[kind]
     for key, value in rule.items():
         if key not in allowed:
-            doc.fail(path + (key,), f"key '{key}' does not belong to a {kind or 'label'} rule (allowed: {sorted(allowed)})")
+            doc.fail(path + (key,), f"key '{key}' does not belong to a {kind or 'label'} rule "
+                                    f"(allowed: {sorted(allowed)})")
         if key in _PHRASE_KEYS:
             _check_phrases(doc, value, path + (key,))
         elif key == "valid" and not (isinstance(value, list) and len(value) == 2
