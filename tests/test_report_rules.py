@@ -205,3 +205,18 @@ def test_a_site_file_extends_lists_and_the_hash_follows_the_effective_rules(tmp_
     rules = load_label_rules(site)
     assert rules.sha256 != load_label_rules().sha256
     assert LabelExtractor(rules).extract("Systolic performance index 45%.").values["lvef"][0] == 45.0
+
+
+def test_every_zero_shot_prompt_states_its_own_task():
+    """The evaluation's prompts are report sentences of a real template: each must carry its task's label."""
+    from echo_pipeline.evaluation.prompts import load_prompts
+
+    prompts = load_prompts()
+    for name, task in prompts.binary_tasks.items():
+        for text in task.prompts:
+            hit = extract_labels(text)[task.label]
+            assert hit is not None and hit[0] in task.positive, (name, text, hit)
+    for name, task in prompts.regression_tasks.items():
+        for template in task.templates:
+            text = template.replace("{value}", "45")
+            assert extract_labels(text)[task.label][0] == 45.0, (name, text)
