@@ -3,7 +3,7 @@
 Per sentence: one pass finds every mention (label targets, explicit-negative phrases, boundaries), one pass
 the ConText cues; each target mention gets an assertion status (context.py) and, when affirmed or negated, a
 value read from the words around it (its *window*: from the previous mention to the next, a modifier just
-before the next mention belonging to that one). docs/reports.md ("Label rules") describes each kind.
+before the next mention belonging to that one). docs/reports.md ("Labels") describes each kind.
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ def _index(phrases) -> PhraseIndex:
     return PhraseIndex((p, True) for p in phrases)
 
 
+def _spaced(word: str) -> str:
+    """Lower case, hyphens and runs of spaces as one space: the key a grade word is looked up by."""
+    return re.sub(r"[\s\-]+", " ", word.strip().lower())
+
+
 def _value(text: str) -> float:
     return float(text.replace(",", "."))
 
@@ -54,7 +59,7 @@ class _Grades:
 
     def __init__(self, grades: dict, joiners: list[str], upper: bool):
         self.order = list(grades)
-        self.of = {w.lower(): g for g, words in grades.items() for w in words}
+        self.of = {_spaced(w): g for g, words in grades.items() for w in words}
         words = "|".join(re.escape(w).replace(r"\ ", r"[\s\-]+") for w in sorted(self.of, key=len, reverse=True))
         join = "|".join(re.escape(j) for j in sorted(joiners, key=len, reverse=True))
         self.regex = re.compile(rf"(?<![A-Za-z])({words})(?:\s*(?:{join})\s*({words}))?(?![A-Za-z])", re.I)
@@ -65,7 +70,7 @@ class _Grades:
         if not hits:
             return None
         hit = hits[-1] if last else hits[0]
-        found = [self.of[re.sub(r"[\s\-]+", " ", g.lower())] for g in hit.groups() if g]
+        found = [self.of[_spaced(g)] for g in hit.groups() if g]
         return self.pick(found, key=self.order.index)
 
 
