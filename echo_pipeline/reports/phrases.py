@@ -1,9 +1,11 @@
-"""Phrase lists from the rules file compiled into one regular expression per list, matched in one pass.
+"""Phrase lists from the rules file, compiled once and matched in one left-to-right pass over a sentence.
 
 Plain phrases become a word trie (prefixes shared, so hundreds of phrases cost about as much as a few) that
 matches whole words in any case, with any run of spaces or hyphens between words. A phrase written in
-capitals is an abbreviation and only counts when the text has it in capitals too. `re:` entries are tried
-as written (case-insensitive), before the trie, so a long pattern wins over a short phrase at the same place.
+capitals is an abbreviation and only counts when the text has it in capitals too. `re:` entries are matched
+as written (case-insensitive). At one place the longer match wins. The pass only stops where a match can
+begin — a phrase's first word or a pattern's literal beginning, found by one more trie — which is what keeps
+labelling fast (docs/reports.md, "Measured").
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def _trie_regex(phrases: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class Match(Generic[Payload]):
+    """One phrase found: its span in the text and what it stands for (several lists may share a phrase)."""
+
     start: int
     end: int
     payloads: tuple[Payload, ...]
@@ -54,9 +58,8 @@ class Match(Generic[Payload]):
 class PhraseIndex(Generic[Payload]):
     """Finds every phrase of many lists in a text, each match tagged with what the phrase stands for.
 
-    Matching is tried only where a token starts (a run of letters and digits, or one other character), on
-    the lower-cased text, and only with the patterns that can start with that token's first character:
-    that is what makes labelling fast (docs/reports.md, "Speed").
+    Matching runs on the lower-cased text, only where a word begins, and only with the patterns that can
+    begin with that character.
     """
 
     def __init__(self, entries: Iterable[tuple[str, Payload]]):
@@ -91,8 +94,8 @@ class PhraseIndex(Generic[Payload]):
         return tuple(dict.fromkeys(found))
 
     def find(self, text: str) -> list[Match[Payload]]:
-        """Non-overlapping matches, left to right (a pattern before a phrase at the same place); a capitals-only
-        phrase seen in lower case is dropped."""
+        """Non-overlapping matches, left to right, the longest at each place; a capitals-only phrase seen in
+        lower case is dropped."""
         low = _lower(text)
         out: list[Match[Payload]] = []
         taken = 0
@@ -101,9 +104,9 @@ class PhraseIndex(Generic[Payload]):
             if start < taken or (start and low[start - 1].isalnum() and low[start].isalnum()):
                 continue  # inside a match already taken, or not where a word begins
             pattern = self._by_first_char.get(low[start]) or self._by_first_char.get("")
-            found = pattern.match(low, start) if pattern else None
-            if found is None and self._trie is not None:
-                found = self._trie.match(low, start)
+            matches = [m for m in (pattern.match(low, start) if pattern else None,
+                                   self._trie.match(low, start) if self._trie is not None else None) if m]
+            found = max(matches, key=lambda m: m.end(), default=None)
             if found is None or found.end() == start:
                 continue
             payloads = self._payloads(text[start:found.end()])
