@@ -87,7 +87,7 @@ class PhraseIndex(Generic[Payload]):
                             re.compile("|".join(f"(?:{a})" for a in alternatives) or r"(?!x)x"))
 
     def _payloads(self, text: str) -> tuple[Payload, ...]:
-        key = normalise(text)
+        key = text if _PLAIN.fullmatch(text) else normalise(text)
         found = list(self._cased.get(key, ())) + list(self._any_case.get(key.lower(), ()))
         if not found:
             found = [payload for pattern, payload in self._patterns if pattern.fullmatch(text)]
@@ -104,9 +104,10 @@ class PhraseIndex(Generic[Payload]):
             if start < taken or (start and low[start - 1].isalnum() and low[start].isalnum()):
                 continue  # inside a match already taken, or not where a word begins
             pattern = self._by_first_char.get(low[start]) or self._by_first_char.get("")
-            matches = [m for m in (pattern.match(low, start) if pattern else None,
-                                   self._trie.match(low, start) if self._trie is not None else None) if m]
-            found = max(matches, key=lambda m: m.end(), default=None)
+            by_pattern = pattern.match(low, start) if pattern else None
+            by_phrase = self._trie.match(low, start) if self._trie is not None else None
+            longer_pattern = by_pattern is not None and (by_phrase is None or by_pattern.end() >= by_phrase.end())
+            found = by_pattern if longer_pattern else by_phrase
             if found is None or found.end() == start:
                 continue
             payloads = self._payloads(text[start:found.end()])
@@ -116,6 +117,7 @@ class PhraseIndex(Generic[Payload]):
         return out
 
 
+_PLAIN = re.compile(r"[^\s\-]+(?: [^\s\-]+)*")  # already normalised: single spaces, no hyphens
 _TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 
 
