@@ -89,7 +89,9 @@ class LabelExtractor:
         self.mentions = PhraseIndex(entries)
         self.cues = cue_index(r.get("context", {}))
         upper = r.get("range_policy", "upper") == "upper"
-        self.unspecified = r.get("unspecified_grade")
+        unspecified = r.get("unspecified_grade") or {}
+        self.unspecified = {name: unspecified.get(rule["grades"])
+                            for name, rule in self.rules.items() if "grades" in rule}
         self.grades = {name: _Grades(r["grades"][rule["grades"]], r.get("range_joiners", []), upper)
                        for name, rule in self.rules.items() if "grades" in rule}
         self.self_findings = {n: _index(rule.get("self_findings", [])) for n, rule in self.rules.items()}
@@ -134,7 +136,7 @@ class LabelExtractor:
         if self.normal[label].find(before + " " + after):
             return "none", True
         if finding:
-            return self.unspecified, True
+            return self.unspecified[label], True
         return None, bool(grade)
 
     def _shared_grade(self, label: str, sentence: str, mentions: list[Match], i: int):

@@ -132,6 +132,8 @@ def _check_structure(doc: _Doc) -> None:
             doc.fail(("grades", vocab), "expected a mapping of grade -> list of words")
         for grade, words in grades.items():
             _check_phrases(doc, words, ("grades", vocab, grade))
+    if not isinstance(data.get("unspecified_grade") or {}, dict):
+        doc.fail(("unspecified_grade",), "expected a mapping of grades vocabulary -> null or a grade")
     if data.get("range_policy", "upper") not in ("upper", "lower"):
         doc.fail(("range_policy",), "must be 'upper' or 'lower'")
     labels = data.get("labels") or {}
@@ -198,6 +200,11 @@ def _merge(base: Any, site: Any) -> Any:
 def _check_effective(rules: dict, docs: list[_Doc]) -> None:
     """Required keys and cross-references, reported against the last file that touches the label."""
     vocabularies = set(rules.get("grades") or {})
+    for vocabulary, grade in (rules.get("unspecified_grade") or {}).items():
+        doc = next((d for d in reversed(docs) if vocabulary in (d.data.get("unspecified_grade") or {})), docs[0])
+        if vocabulary not in vocabularies or (grade is not None and grade not in rules["grades"][vocabulary]):
+            doc.fail(("unspecified_grade", vocabulary), f"expected a grades vocabulary ({sorted(vocabularies)}) "
+                                                        "mapped to null or one of its grades")
     for name, rule in (rules.get("labels") or {}).items():
         doc = next((d for d in reversed(docs) if name in (d.data.get("labels") or {})), docs[0])
         path = ("labels", name)
