@@ -176,6 +176,7 @@ def test_site_rules_change_exactly_the_affected_labels(tmp_path):
     ("labels:\n  la_dilation:\n    kind: fuzzy\n", 3, "kind must be one of"),
     ("context:\n  negated:\n    sideways: [nope]\n", 3, "direction must be one of"),
     ("labels:\n  pasp:\n    valid: [low, 100]\n", 3, "expected [low, high] numbers"),
+    ("unspecified_grade:\n  chamber: huge\n", 2, "mapped to null or one of its grades"),
 ])
 def test_malformed_site_rules_are_refused_with_the_line_and_the_reason(tmp_path, text, line, reason):
     path = tmp_path / "bad.yaml"
