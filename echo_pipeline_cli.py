@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", default=None, choices=PRESET_NAMES,
                      help="model preset: echo-tiny (default, 2 CPU cores), echoclip (the paper's, GPU)")
     run.add_argument("--epochs", type=_positive_int, default=None, help="training epochs (default: the preset's)")
+    run.add_argument("--label-rules", type=Path, default=None, metavar="FILE",
+                     help="a site's report label rules (YAML) merged over the packaged ones (docs/reports.md)")
     run.add_argument("--select", default=None, help="comma-separated asset names; their upstream assets run too")
 
     search = commands.add_parser("search", help="top-k reports for a clip, or top-k clips for a text")
@@ -140,7 +142,7 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from echo_pipeline.settings import PipelineSettings, parse_split_fractions
+    from echo_pipeline.settings import ENV_VARS, PipelineSettings, parse_split_fractions
 
     # Flags win; settings without a flag (shard count, preset, epochs...) still come from the environment.
     settings = dataclasses.replace(
@@ -154,8 +156,11 @@ def _run(args: argparse.Namespace) -> int:
         **({"split_fractions": parse_split_fractions(args.split_fractions)} if args.split_fractions else {}),
         **({"model_preset": args.preset} if args.preset else {}),
         **({"train_epochs": args.epochs} if args.epochs else {}),
+        **({"label_rules_path": args.label_rules} if args.label_rules else {}),
     )
     settings.validate()
+    if settings.label_rules_path is not None:  # the report assets' code version is read from it when they load
+        os.environ[ENV_VARS["label_rules_path"]] = str(settings.label_rules_path)
     selection = [name.strip() for name in args.select.split(",") if name.strip()] if args.select else None
     ok = materialize_graph(settings, selection)
     print(summarise_catalog(settings, EXAMPLE_SQL))

@@ -51,13 +51,15 @@ VIEW_SQL: dict[str, str] = {
           ON (k.sop_instance_uid = c.sop_instance_uid OR k.file_sha256 = c.file_sha256)
          AND k.relative_path <> c.relative_path
     """,
-    # Row-level lineage: every embedded clip back to its DICOM file, mask, masked frames, study, split and report.
+    # Row-level lineage: every embedded clip back to its DICOM file, mask, masked frames, study, split, report and
+    # the label rules that labelled it.
     # Evaluation rows join it on (model_id, split): README, "Which files does this number come from?".
     "lineage": """
         SELECT e.model_id, s.split, d.study_instance_uid, d.sop_instance_uid, d.file_sha256, d.relative_path,
                d.run_id AS ingest_run_id, d.code_version AS ingest_code_version,
                k.method AS mask_method, k.mask_path, m.clip_path, m.run_id AS masking_run_id,
                l.report_id, r.source_file AS report_file, r.source_row AS report_row, l.link_method,
+               lb.label_rules_sha256, lb.code_version AS labels_code_version,
                e.run_id AS embedding_run_id, e.code_version AS embedding_code_version
         FROM {dataset:clip_embeddings} AS e
         JOIN dicom_instances AS d ON d.sop_instance_uid = e.sop_instance_uid
@@ -66,6 +68,7 @@ VIEW_SQL: dict[str, str] = {
         LEFT JOIN {dataset:splits} AS s ON s.study_instance_uid = d.study_instance_uid
         LEFT JOIN {dataset:report_links} AS l ON l.study_instance_uid = d.study_instance_uid
         LEFT JOIN {dataset:reports} AS r ON r.report_id = l.report_id
+        LEFT JOIN {dataset:report_labels} AS lb ON lb.report_id = l.report_id
     """,
 }
 

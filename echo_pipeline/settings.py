@@ -23,6 +23,7 @@ ENV_VARS = {
     "view_classifier_path": "ECHO_PIPELINE_VIEW_CLASSIFIER",
     "echonet_dynamic_root": "ECHO_PIPELINE_ECHONET_ROOT",
     "data_root": "ECHO_PIPELINE_DATA_ROOT",
+    "label_rules_path": "ECHO_PIPELINE_LABEL_RULES",
 }
 SPLIT_FRACTIONS_ENV_VAR = "ECHO_PIPELINE_SPLIT_FRACTIONS"
 PRESET_ENV_VAR = "ECHO_PIPELINE_MODEL_PRESET"
@@ -40,6 +41,7 @@ ENV_VAR_HELP = {
     "ECHO_PIPELINE_SPLIT_FRACTIONS": "patient split TRAIN,VAL,TEST (--split-fractions)",
     "ECHO_PIPELINE_MODEL_PRESET": "model preset (--preset)",
     "ECHO_PIPELINE_TRAIN_EPOCHS": "training epochs (--epochs)",
+    "ECHO_PIPELINE_LABEL_RULES": "a site's report label rules YAML, merged over the packaged ones (--label-rules)",
     "ECHO_PIPELINE_INDEX_KIND": "FAISS index kind: flat (default) or ivf (docs/search.md)",
     "ECHO_PIPELINE_SHARDS": "shard count of the per-file stages (default 8; a deployment setting)",
     "ECHO_PIPELINE_PSEUDONYM_KEY": "pseudonymisation key (default: DATA_ROOT/secrets/pseudonym.key)",
@@ -66,6 +68,8 @@ class PipelineSettings:
     model_preset: str = "echo-tiny"
     #: Training epochs; None keeps the preset's.
     train_epochs: int | None = None
+    #: A site's report label rules (YAML) merged over the packaged ones; None uses the packaged rules only.
+    label_rules_path: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> "PipelineSettings":
@@ -107,6 +111,10 @@ class PipelineSettings:
                 "ECHO_PIPELINE_VIEW_CLASSIFIER at a saved classifier's card.json "
                 "(DATA_ROOT/arrays/view_classifier/<classifier_id>/card.json)"
             )
+        if self.label_rules_path is not None:
+            from echo_pipeline.reports.rules import load_label_rules
+
+            load_label_rules(self.label_rules_path)  # refuses a malformed file with its line, before any work
         if self.echonet_dynamic_root is not None:
             _require_dir(self.echonet_dynamic_root, "echonet_dynamic_root", "--echonet-root")
             if not (Path(self.echonet_dynamic_root) / "FileList.csv").is_file():

@@ -50,6 +50,7 @@ class PipelineResource(dg.ConfigurableResource):
     split_fractions: list[float] = list(ARCHIVE_SPLIT_FRACTIONS)
     model_preset: str = "echo-tiny"
     train_epochs: int | None = None
+    label_rules_path: str | None = None
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> "PipelineResource":
