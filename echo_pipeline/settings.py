@@ -42,6 +42,7 @@ ENV_VAR_HELP = {
     "ECHO_PIPELINE_MODEL_PRESET": "model preset (--preset)",
     "ECHO_PIPELINE_TRAIN_EPOCHS": "training epochs (--epochs)",
     "ECHO_PIPELINE_LABEL_RULES": "a site's report label rules YAML, merged over the packaged ones (--label-rules)",
+    "ECHO_PIPELINE_MAX_DECODED_MB": "decoded-size budget per DICOM file in MiB (default 2048; larger: too_large)",
     "ECHO_PIPELINE_INDEX_KIND": "FAISS index kind: flat (default) or ivf (docs/search.md)",
     "ECHO_PIPELINE_SHARDS": "shard count of the per-file stages (default 8; a deployment setting)",
     "ECHO_PIPELINE_PSEUDONYM_KEY": "pseudonymisation key (default: DATA_ROOT/secrets/pseudonym.key)",
