@@ -5,7 +5,7 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.publishing import counts_table, preview, publish_catalog
+from assets.publishing import counts_table, preview, publish_catalog, table_metadata
 from echo_pipeline import reports
 from echo_pipeline.reports.inputs import read_studies
 from resources import PipelineResource
@@ -30,11 +30,11 @@ def validated_reports(context: dg.AssetExecutionContext, pipeline: PipelineResou
     publish_catalog(pipeline)
     reasons = Counter(quarantined.column("reason").to_pylist())
     yield dg.MaterializeResult(asset_key="reports", metadata={
-        "source": str(pipeline.settings.reports_path), "dagster/row_count": kept.num_rows,
+        "source": str(pipeline.settings.reports_path), **table_metadata("reports", kept, partitioned=False),
         "preview": preview(kept.drop_columns(["report_text"])),
     })
     yield dg.MaterializeResult(asset_key="report_quarantine", metadata={
-        "dagster/row_count": quarantined.num_rows, "reasons": counts_table(reasons, "reason"),
+        **table_metadata("report_quarantine", quarantined, partitioned=False), "reasons": counts_table(reasons, "reason"),
     })
 
 
@@ -58,10 +58,11 @@ def linked_reports(context: dg.AssetExecutionContext, pipeline: PipelineResource
     publish_catalog(pipeline)
     coverage = reports.link_coverage(links, studies_total=len(studies))
     yield dg.MaterializeResult(asset_key="report_links", metadata={
-        "dagster/row_count": links.num_rows, **coverage,
+        **table_metadata("report_links", links, partitioned=False), **coverage,
         "coverage_by_method": counts_table({k: v for k, v in coverage.items() if k.startswith(("linked_by", "orphan", "ambiguous"))}, "method"),
     })
-    yield dg.MaterializeResult(asset_key="studies_without_report", metadata={"dagster/row_count": unreported.num_rows})
+    yield dg.MaterializeResult(asset_key="studies_without_report", metadata=table_metadata(
+        "studies_without_report", unreported, partitioned=False))
 
 
 @dg.asset(deps=["report_links"], kinds={"parquet", "duckdb"}, group_name=GROUP, code_version=reports.CODE_VERSION)
@@ -72,7 +73,7 @@ def report_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource)
     pipeline.store.write_table("report_labels", labels)
     publish_catalog(pipeline)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": labels.num_rows,
+        **table_metadata("report_labels", labels, partitioned=False),
         "values_per_label": dg.MetadataValue.md(reports.label_counts(labels).to_markdown()),
     })
 
@@ -87,7 +88,7 @@ def splits(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.
     publish_catalog(pipeline)
     summary = reports.split_summary(table)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": table.num_rows,
+        **table_metadata("splits", table, partitioned=False),
         "fractions": dg.MetadataValue.json({"train": train, "validation": validation, "test": test}),
         "per_split": dg.MetadataValue.md(
             "| split | studies | patients |\n|---|---:|---:|\n"
