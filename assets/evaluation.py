@@ -65,7 +65,7 @@ def _auc_comparison(table) -> str:
     df = table.to_pandas()
     if df.empty:
         return "_(empty)_"
-    df = df[(df["metric"] == "auc") & df["primary"]]
+    df = df[(df["metric"] == "auc") & df["is_primary"]]
     wide = df.pivot_table(index="task", columns="model_kind", values="value", aggfunc="first")
     return wide.to_markdown(floatfmt=".3f")
 
