@@ -171,6 +171,10 @@ def _run(args: argparse.Namespace) -> int:
 _CONSOLE_LOG_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
+#: What .dagster_home/dagster.yaml sets too: the `echo_pipeline` loggers' records go into the run's log.
+INSTANCE_LOG_SETTINGS = {"python_logs": {"managed_python_loggers": ["echo_pipeline"], "python_log_level": "INFO"}}
+
+
 def _open_instance():
     """The DAGSTER_HOME instance, or an ephemeral one without DAGSTER_HOME. Opening a new home creates its
     SQLite tables; two runs started together on one would both create them and one fails ("table runs
@@ -180,7 +184,7 @@ def _open_instance():
     from echo_pipeline.locks import exclusive_lock
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        return dg.DagsterInstance.ephemeral()
+        return dg.DagsterInstance.ephemeral(settings=INSTANCE_LOG_SETTINGS)
     with exclusive_lock(Path(home) / ".echo-pipeline-instance.lock"):
         return dg.DagsterInstance.get()
 

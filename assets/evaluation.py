@@ -8,7 +8,7 @@ numbers in the UI. What is measured and how: docs/evaluation.md.
 import dagster as dg
 
 from assets.partitions import MODEL_VARIANTS
-from assets.publishing import publish_catalog
+from assets.publishing import publish_catalog, table_metadata
 from echo_pipeline import model_variants
 from echo_pipeline.figures import markdown_image
 from echo_pipeline.evaluation import DEFAULT_PROMPTS_PATH
@@ -65,7 +65,7 @@ def _auc_comparison(table) -> str:
     df = table.to_pandas()
     if df.empty:
         return "_(empty)_"
-    df = df[(df["metric"] == "auc") & df["primary"]]
+    df = df[(df["metric"] == "auc") & df["is_primary"]]
     wide = df.pivot_table(index="task", columns="model_kind", values="value", aggfunc="first")
     return wide.to_markdown(floatfmt=".3f")
 
@@ -96,28 +96,28 @@ def _results(record: model_variants.ModelRecord, out, pngs: dict):
     headline = {k: dg.MetadataValue.text(v) for k, v in out.headline.items()}
     tables = out.tables
     yield dg.MaterializeResult(asset_key="eval_summary", metadata={
-        **common, **headline, "dagster/row_count": tables["eval_summary"].num_rows,
+        **common, **headline, **table_metadata("eval_summary", tables["eval_summary"], partitioned=True),
         "table_2": dg.MetadataValue.md(_md_table(tables["eval_summary"], [
             "model_kind", "dataset", "n", "mcmrr", "lvef_mae", "pasp_mae", "tavr_auc", "mitraclip_auc",
             "pacemaker_auc"])),
     })
     yield dg.MaterializeResult(asset_key="eval_retrieval", metadata={
         **common, **{k: v for k, v in headline.items() if k.endswith("mcmrr")},
-        "dagster/row_count": tables["eval_retrieval"].num_rows,
+        **table_metadata("eval_retrieval", tables["eval_retrieval"], partitioned=True),
         **_figure_metadata(out.figures, pngs, ["retrieval_ranks"]),
     })
     yield dg.MaterializeResult(asset_key="eval_classification", metadata={
-        **common, "dagster/row_count": tables["eval_classification"].num_rows,
+        **common, **table_metadata("eval_classification", tables["eval_classification"], partitioned=True),
         "auc_by_task": dg.MetadataValue.md(_auc_comparison(tables["eval_classification"])),
         **_figure_metadata(out.figures, pngs, ["roc_internal"]),
     })
     yield dg.MaterializeResult(asset_key="eval_regression", metadata={
         **common, **{k: v for k, v in headline.items() if k.endswith("lvef_mae")},
-        "dagster/row_count": tables["eval_regression"].num_rows,
+        **table_metadata("eval_regression", tables["eval_regression"], partitioned=True),
         **_figure_metadata(out.figures, pngs, ["lvef_scatter", "pasp_scatter"]),
     })
     patients = tables["eval_patient_identification"]
     yield dg.MaterializeResult(asset_key="eval_patient_identification", metadata={
-        **common, "dagster/row_count": patients.num_rows,
+        **common, **table_metadata("eval_patient_identification", patients, partitioned=True),
         "metrics": dg.MetadataValue.md(_md_table(patients, ["model_kind", "metric", "value", "ci_low", "ci_high", "n"])),
     })

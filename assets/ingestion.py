@@ -10,7 +10,7 @@ from collections import Counter
 import dagster as dg
 
 from assets.partitions import SHARDS
-from assets.publishing import counts_table, preview, publish_catalog
+from assets.publishing import counts_table, preview, publish_catalog, table_metadata
 from echo_pipeline import ingest
 from echo_pipeline.sharding import configured_shard_count
 from resources import PipelineResource
@@ -73,11 +73,11 @@ def _shard_results(shard: str, n_files: int, result, skipped, pipeline: Pipeline
     """One MaterializeResult per table of the shard: row counts, reasons, a preview."""
     yield dg.MaterializeResult(asset_key="dicom_instances", metadata={
         "shard": shard, "files_in_shard": n_files, "newly_processed": result.processed_count,
-        "dicom_root": str(pipeline.settings.dicom_root), "dagster/row_count": result.instances.num_rows,
+        "dicom_root": str(pipeline.settings.dicom_root), **table_metadata("dicom_instances", result.instances, partitioned=True),
         "preview": preview(result.instances)})
     reasons = Counter(result.quarantine.column("reason").to_pylist())
     yield dg.MaterializeResult(asset_key="ingest_quarantine", metadata={
-        "shard": shard, "dagster/row_count": result.quarantine.num_rows, "reasons": counts_table(reasons, "reason")})
+        "shard": shard, **table_metadata("ingest_quarantine", result.quarantine, partitioned=True), "reasons": counts_table(reasons, "reason")})
     yield dg.MaterializeResult(asset_key="scan_skipped", metadata={
-        "shard": shard, "dagster/row_count": skipped.num_rows,
+        "shard": shard, **table_metadata("scan_skipped", skipped, partitioned=True),
         "reasons": counts_table(Counter(skipped.column("reason").to_pylist()), "reason")})

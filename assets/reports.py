@@ -5,7 +5,7 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.publishing import counts_table, preview, publish_catalog
+from assets.publishing import counts_table, preview, publish_catalog, table_metadata
 from echo_pipeline import reports
 from echo_pipeline.reports.inputs import read_studies
 from echo_pipeline.settings import PipelineSettings
@@ -31,11 +31,11 @@ def validated_reports(context: dg.AssetExecutionContext, pipeline: PipelineResou
     publish_catalog(pipeline)
     reasons = Counter(quarantined.column("reason").to_pylist())
     yield dg.MaterializeResult(asset_key="reports", metadata={
-        "source": str(pipeline.settings.reports_path), "dagster/row_count": kept.num_rows,
+        "source": str(pipeline.settings.reports_path), **table_metadata("reports", kept, partitioned=False),
         "preview": preview(kept.drop_columns(["report_text"])),
     })
     yield dg.MaterializeResult(asset_key="report_quarantine", metadata={
-        "dagster/row_count": quarantined.num_rows, "reasons": counts_table(reasons, "reason"),
+        **table_metadata("report_quarantine", quarantined, partitioned=False), "reasons": counts_table(reasons, "reason"),
     })
 
 
@@ -59,10 +59,11 @@ def linked_reports(context: dg.AssetExecutionContext, pipeline: PipelineResource
     publish_catalog(pipeline)
     coverage = reports.link_coverage(links, studies_total=len(studies))
     yield dg.MaterializeResult(asset_key="report_links", metadata={
-        "dagster/row_count": links.num_rows, **coverage,
+        **table_metadata("report_links", links, partitioned=False), **coverage,
         "coverage_by_method": counts_table({k: v for k, v in coverage.items() if k.startswith(("linked_by", "orphan", "ambiguous"))}, "method"),
     })
-    yield dg.MaterializeResult(asset_key="studies_without_report", metadata={"dagster/row_count": unreported.num_rows})
+    yield dg.MaterializeResult(asset_key="studies_without_report", metadata=table_metadata(
+        "studies_without_report", unreported, partitioned=False))
 
 
 # The rules a run labels with come from ECHO_PIPELINE_LABEL_RULES (`echo-pipeline run --label-rules` sets it)
@@ -95,7 +96,7 @@ def labelled_reports(context: dg.AssetExecutionContext, pipeline: PipelineResour
     rules_meta = {"label_rules_sha256": rules.sha256, "label_rules_files": dg.MetadataValue.json(list(rules.sources))}
     if "report_labels" in wanted:
         yield dg.MaterializeResult(asset_key="report_labels", metadata={
-            "dagster/row_count": result.labels.num_rows, **rules_meta,
+            **table_metadata("report_labels", result.labels, partitioned=False), **rules_meta,
             "values_per_label": dg.MetadataValue.md(reports.label_counts(result.labels).to_markdown()),
             "mentions_by_assertion_status": dg.MetadataValue.md(
                 reports.status_counts(result.statuses).to_markdown(index=False)),
@@ -103,7 +104,7 @@ def labelled_reports(context: dg.AssetExecutionContext, pipeline: PipelineResour
     if "report_label_gaps" in wanted:
         top = result.gaps.sort_by([("sentence_count", "descending")]).slice(0, 20)
         yield dg.MaterializeResult(asset_key="report_label_gaps", metadata={
-            "dagster/row_count": result.gaps.num_rows, **rules_meta,
+            **table_metadata("report_label_gaps", result.gaps, partitioned=False), **rules_meta,
             "top_20_gaps": dg.MetadataValue.md(top.select(["label", "sentence_count", "report_count", "sentence_shape",
                                                            "example_report_id"]).to_pandas().to_markdown(index=False)),
         })
@@ -119,7 +120,7 @@ def splits(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.
     publish_catalog(pipeline)
     summary = reports.split_summary(table)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": table.num_rows,
+        **table_metadata("splits", table, partitioned=False),
         "fractions": dg.MetadataValue.json({"train": train, "validation": validation, "test": test}),
         "per_split": dg.MetadataValue.md(
             "| split | studies | patients |\n|---|---:|---:|\n"

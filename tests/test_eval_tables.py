@@ -159,7 +159,7 @@ def test_perfect_scores_give_auc_one_and_youden_rates_one(evaluated):
     assert np.isnan(auc.loc["moderate_lv_dilation", "value"])
     for task in ("pacemaker", "tavr", "mitraclip", "severe_lv_dilation"):
         assert auc.loc[task, "value"] == 1.0 and auc.loc[task, "ci_low"] == 1.0
-        assert auc.loc[task, "prompt_strategy"] == BASE and auc.loc[task, "primary"]
+        assert auc.loc[task, "prompt_strategy"] == BASE and auc.loc[task, "is_primary"]
         assert auc.loc[task, "n_prompts"] == len(PROMPTS.binary_tasks[task].prompts)
     pacemaker = _rows(trained, "eval_classification", task="pacemaker").set_index("metric")
     assert pacemaker.loc["sensitivity", "value"] == 1.0 and pacemaker.loc["specificity", "value"] == 1.0

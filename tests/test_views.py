@@ -111,7 +111,7 @@ def test_materialization_metadata_explains_the_selection(run):
         decisions = metadata["decisions"].value
         assert "colour_doppler" in decisions and "kept" in decisions
         assert metadata["validation_confusion_matrix"].value == classifier["validation_confusion_matrix"].value
-    kept = sum(m["dagster/row_count"].value for m in run["a4c"].values())
+    kept = sum(m["dagster/partition_row_count"].value for m in run["a4c"].values())
     assert kept == len(_query(run["store"], "SELECT * FROM a4c_clips"))
 
 

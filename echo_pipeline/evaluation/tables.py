@@ -25,7 +25,7 @@ from echo_pipeline.metrics.regression import mean_absolute_error
 from echo_pipeline.schemas import TABLES
 
 #: Bump when a metric row of the same embeddings and prompts would change.
-EVALUATION_VERSION = "1"
+EVALUATION_VERSION = "2"  # 2: column `primary` (an SQL keyword) renamed `is_primary`
 CODE_VERSION = f"{_PACKAGE_VERSION}+evaluation.{EVALUATION_VERSION}"
 EVAL_TABLES = ("eval_retrieval", "eval_classification", "eval_regression", "eval_patient_identification",
                "eval_summary")
@@ -118,7 +118,7 @@ def classification_rows(truth: np.ndarray, scores: np.ndarray, studies: np.ndarr
 
     The Youden threshold is chosen once on all clips; the sensitivity/specificity CIs resample studies at that
     fixed threshold (O(n) per resample: re-choosing it per resample costs a sort each, hours on the paper's
-    test set). ``task_fields``: task, label, prompt_strategy, primary, n_prompts, score_definition,
+    test set). ``task_fields``: task, label, prompt_strategy, is_primary, n_prompts, score_definition,
     prompts_version, prompts_sha256.
     """
     t = np.asarray(truth, dtype=bool)
@@ -144,7 +144,7 @@ def classification_rows(truth: np.ndarray, scores: np.ndarray, studies: np.ndarr
 def regression_rows(truth: np.ndarray, predictions: np.ndarray, studies: np.ndarray, lineage: Lineage,
                     boot: Bootstrap, below_thresholds: Sequence[float] = (), **task_fields) -> list[dict]:
     """MAE and bias (mean prediction − truth) with CIs, and per threshold T the AUC of −prediction for
-    ``truth < T`` (``auc_below_T``). ``task_fields``: task, label, prompt_strategy, primary, n_prompts,
+    ``truth < T`` (``auc_below_T``). ``task_fields``: task, label, prompt_strategy, is_primary, n_prompts,
     method, prompts_version, prompts_sha256."""
     t = np.asarray(truth, dtype=np.float64)
     p = np.asarray(predictions, dtype=np.float64)
@@ -200,8 +200,8 @@ def summary_rows(tables: dict[str, pd.DataFrame], primary_strategy: str) -> list
         mask = np.ones(len(df), dtype=bool)
         for column, value in where.items():
             mask &= (df[column] == value).to_numpy()
-        if "primary" in df.columns:
-            mask &= df["primary"].fillna(False).to_numpy(dtype=bool)
+        if "is_primary" in df.columns:
+            mask &= df["is_primary"].fillna(False).to_numpy(dtype=bool)
         frames.append(df[mask].assign(summary_column=name))
     if not frames:
         return []

@@ -26,7 +26,7 @@ _EVAL_PROMPTS = [
     pa.field("task", pa.string(), nullable=False),  # task name in prompts.yaml
     pa.field("label", pa.string(), nullable=False),  # report_labels column the truth comes from
     pa.field("prompt_strategy", pa.string(), nullable=False),  # base_prompts | sampled_reports | base_prompts_fallback | training_mean
-    pa.field("primary", pa.bool_(), nullable=False),  # the variant's headline strategy (used by eval_summary)
+    pa.field("is_primary", pa.bool_(), nullable=False),  # the variant's headline strategy (used by eval_summary)
     pa.field("n_prompts", pa.int64(), nullable=False),  # texts embedded as prompts (0 for training_mean)
 ]
 _EVAL_PROMPTS_FILE = [pa.field("prompts_version", pa.string(), nullable=False),
