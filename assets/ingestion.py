@@ -11,7 +11,7 @@ import dagster as dg
 
 from assets.common import counts_table, preview, publish_catalog
 from assets.partitions import SHARDS
-from echo_pipeline import ingest
+from echo_pipeline import ingest, source_paths
 from echo_pipeline.sharding import configured_shard_count
 from resources import PipelineResource
 
@@ -46,9 +46,12 @@ def ingested_dicom_shard(context: dg.AssetExecutionContext, pipeline: PipelineRe
     store = pipeline.store
     files = ingest.scan_dicom_root(pipeline.settings.dicom_root, configured_shard_count()).get(shard, [])
     previous = ingest.ShardTables.load(store, shard, INSTANCES_DATASET, QUARANTINE_DATASET)
+    key = pipeline.pseudonym_key()
+    # The restricted raw-path mapping first: a row of the tables never names a file the mapping cannot find.
+    source_paths.record_shard(store.path, shard, [f.relative_path for f in files], key)
     result = ingest.ingest_shard(
         pipeline.settings.dicom_root, files, previous,
-        key=pipeline.pseudonym_key(), run_id=context.run.run_id, code_version=ingest.CODE_VERSION,
+        key=key, run_id=context.run.run_id, code_version=ingest.CODE_VERSION,
         progress=lambda done, total: context.log.info(f"shard {shard}: {done}/{total} new files ingested"),
     )
     store.write_table(INSTANCES_DATASET, result.instances, shard, schema_name="dicom_instances")
@@ -64,7 +67,7 @@ def ingested_dicom_shard(context: dg.AssetExecutionContext, pipeline: PipelineRe
             "newly_processed": result.processed_count,
             "dicom_root": str(pipeline.settings.dicom_root),
             "dagster/row_count": result.instances.num_rows,
-            "preview": preview(result.instances),
+            "preview": preview(result.instances.drop_columns(["relative_path"])),  # paths are identifiers
         },
     )
     yield dg.MaterializeResult(

@@ -62,7 +62,7 @@ def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfi
         FROM a4c_clips AS a JOIN dicom_instances AS d USING (sop_instance_uid)
         WHERE a.shard = ? ORDER BY a.sop_instance_uid""", shard, ["a4c_clips", "dicom_instances"])
     masks, quarantine, outcomes = sectors.sector_tables(
-        sectors.clip_sources(table, pipeline.settings.dicom_root, shard),
+        sectors.clip_sources(table, pipeline.source_paths(), shard),
         store.read_table("sector_masks", shard), store.read_table("mask_quarantine", shard),
         mask_dir=store.array_dir("sector_masks") / shard, data_root=store.path, run_id=context.run.run_id,
         code_version=masking.CODE_VERSION, samples=config.sample_frames, workers=config.workers,
@@ -101,8 +101,10 @@ def masked_clips(context: dg.AssetExecutionContext, config: MaskedClipConfig, pi
         FROM sector_masks AS m JOIN dicom_instances AS d
           ON d.sop_instance_uid = m.sop_instance_uid AND d.file_sha256 = m.file_sha256
         WHERE m.shard = ? ORDER BY m.sop_instance_uid""", shard, ["sector_masks", "dicom_instances"])
-    jobs = [clips.ClipJob(r["sop_instance_uid"], r["file_sha256"], shard, str(pipeline.settings.dicom_root / r["relative_path"]),
-                          str(store.path / r["mask_path"]), r["method"], r["frame_rate"]) for r in table.to_pylist()]
+    paths = pipeline.source_paths()
+    jobs = [clips.ClipJob(r["sop_instance_uid"], r["file_sha256"], shard, str(paths.locate(r["relative_path"])),
+                          str(store.path / r["mask_path"]), r["method"], r["frame_rate"], r["relative_path"])
+            for r in table.to_pylist()]
     result, failures = clips.masked_clip_table(
         jobs, store.read_table("masked_clips", shard), clip_dir=store.array_dir("masked_clips") / shard,
         data_root=store.path, run_id=context.run.run_id, code_version=masking.CODE_VERSION, size=config.size,

@@ -110,7 +110,7 @@ def view_classifier(context: dg.AssetExecutionContext, config: ViewClassifierCon
     train_config = views.TrainConfig(seed=config.seed, epochs=config.epochs,
                                      validation_fraction=config.validation_fraction)
     labels = views.read_view_labels(settings.view_labels_path)
-    clips, counts = views.load_labelled_clips(_instances(pipeline), labels, settings.dicom_root, spec,
+    clips, counts = views.load_labelled_clips(_instances(pipeline), labels, pipeline.source_paths(), spec,
                                               progress=context.log.info)
     started = time.perf_counter()
     with torch_threads(config.threads or None):
@@ -150,7 +150,7 @@ def view_predictions(context: dg.AssetExecutionContext, config: ViewPredictionCo
     instances = _instances(pipeline, shard)
     started = time.perf_counter()
     table, newly = views.predict_views(
-        classifier, instances, pipeline.settings.dicom_root, run_id=context.run.run_id, code_version=views.CODE_VERSION,
+        classifier, instances, pipeline.source_paths(), run_id=context.run.run_id, code_version=views.CODE_VERSION,
         previous=store.read_table("view_predictions", shard), batch_clips=config.batch_clips, threads=config.threads or None,
         progress=lambda done, total: context.log.info(f"shard {shard}: {done}/{total} clips scored"))
     seconds = time.perf_counter() - started

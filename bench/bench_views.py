@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pydicom
 import torch
 
+from echo_pipeline.source_paths import SourcePaths
 from echo_pipeline.views import ModelSpec, load_classifier, predict_views, save_classifier
 from echo_pipeline.views.frames import sample_indices
 from echo_pipeline.views.model import build_model, clip_probabilities, torch_threads
@@ -79,7 +80,7 @@ def main() -> None:
         instances = instances_of(cohort)
         paths = [cohort / "dicom" / p for p in instances.column("relative_path").to_pylist()]
         with torch_threads(args.threads or None) as threads:
-            ours = best_of(args.repeats, lambda: predict_views(classifier, instances, cohort / "dicom", run_id="bench",
+            ours = best_of(args.repeats, lambda: predict_views(classifier, instances, SourcePaths.unmapped(cohort / "dicom"), run_id="bench",
                                                                code_version="bench"))
             baseline = best_of(args.repeats, lambda: naive(classifier.model, spec, paths))
     clips = len(paths)

@@ -18,7 +18,9 @@ import pytest
 
 import echo_pipeline_cli
 from definitions import build_definitions
-from echo_pipeline import catalog, quality
+from echo_pipeline import catalog, identifiers, quality
+from echo_pipeline.identifiers import RawIdentifierError
+from echo_pipeline.source_paths import pseudonymise_path
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.masking.plausibility import AREA_FRACTION
 from echo_pipeline.privacy import KEY_ENV_VAR
@@ -247,9 +249,25 @@ def test_identifier_rules_on_raw_input_values(built):
     found = {(f.column, f.rule) for f in quality.identifier_findings(raw, "raw")}
     assert {("patient_key", "pseudonym_format"), ("accession_key", "pseudonym_format"), ("note", "person_name"),
             ("report_text", "mrn_token"), ("patient_id", "forbidden_column")} <= found
-    redacted = pa.table({"report_text": ["MRN: [REDACTED] seen today"], "relative_path": ["B5F9CF5F/757358/US127002.dcm"],
-                         "patient_key": [None]})
+    redacted = pa.table({"report_text": ["MRN: [REDACTED] seen today"],
+                         "relative_path": [pseudonymise_path("B5F9CF5F/757358/US127002.dcm", b"k")],
+                         "photometric_interpretation": ["YBR_FULL_422"], "run_id": ["12345678-1234-1234-1234-123456789012"],
+                         "message": ["expected a file of at most 2147483648 bytes; found 3000000"],
+                         "sop_instance_uid": ["1.2.826.0.1.3680043.8.498.123456789012345678"], "patient_key": [None]})
     assert quality.identifier_findings(redacted, "clean") == []
+
+
+def test_identifier_rules_catch_names_and_mrns_without_markers():
+    """Patient folders as archives name them: caught in paths, messages and path-like columns, no marker needed."""
+    folders = ["DOE^JOHN_MRN12345678/IM_0001.dcm", "ABBOTT_JOHN_12345678/study/IM_0001.dcm"]
+    leaked = pa.table({"relative_path": folders, "message": [f"cannot read {f}" for f in folders],
+                       "mask_path": ["x/ABBOTT_JOHN/a.png", "x/y/12345678.png"]})
+    found = {(f.column, f.rule) for f in quality.identifier_findings(leaked, "t")}
+    assert {("relative_path", "path_format"), ("message", "person_name"), ("message", "name_with_number"),
+            ("message", "digit_run"), ("mask_path", "name_pair"), ("mask_path", "digit_run")} <= found
+    with pytest.raises(RawIdentifierError) as refused:
+        identifiers.guard(leaked, "t")
+    assert not any(part in str(refused.value) for part in ("DOE^JOHN", "ABBOTT", "JOHN", "12345678"))
 
 
 def test_quarantine_drift_warns_when_the_share_jumps(built, tmp_path, monkeypatch):

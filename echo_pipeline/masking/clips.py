@@ -26,6 +26,7 @@ from echo_pipeline.masking.preprocess import (
 )
 from echo_pipeline.masking.sectors import load_mask
 from echo_pipeline.schemas import MASKED_CLIPS
+from echo_pipeline.source_paths import redact
 from echo_pipeline.storage import rows_to_table
 
 #: Frames decoded at once: bounds memory for long, large clips (64 x 1024 x 768 x 3 ≈ 150 MB).
@@ -39,10 +40,11 @@ class ClipJob:
     sop_instance_uid: str
     file_sha256: str
     shard: str
-    path: str  # absolute path of the DICOM file
+    path: str  # absolute path of the DICOM file (from the restricted mapping; never in a message)
     mask_path: str  # absolute path of the sector mask PNG
     mask_method: str
     frame_rate: float | None = None
+    label: str = ""  # the pseudonymised relative_path: what messages name
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def preprocess_clip(job: ClipJob, *, clip_dir: Path, data_root: Path, size: int,
                 stop = min(start + CHUNK_FRAMES, frames)
                 apply_plan(decode_frames(ds, range(start, stop), scale=scale), plan, out[start:stop])
     except (DicomDecodeError, MaskingError, OSError) as error:
-        return ClipFailure(job.sop_instance_uid, f"{job.path}: {error}")
+        return ClipFailure(job.sop_instance_uid, redact(f"{job.label}: {error}", job.path, job.label))
     qx, qy, side = plan.square
     return {
         "sop_instance_uid": job.sop_instance_uid, "file_sha256": job.file_sha256, "shard": job.shard,

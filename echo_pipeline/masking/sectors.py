@@ -30,6 +30,7 @@ from echo_pipeline.masking.geometry import Fan, bbox, iou
 from echo_pipeline.masking.parallel import map_clips
 from echo_pipeline.masking.regions import RegionBox, sector_from_regions
 from echo_pipeline.schemas import MASK_QUARANTINE, SECTOR_MASKS
+from echo_pipeline.source_paths import SourcePaths, redact
 from echo_pipeline.storage import atomic_path, rows_to_table
 
 PIXELS = "pixels"
@@ -44,8 +45,9 @@ class ClipSource:
     sop_instance_uid: str
     file_sha256: str
     shard: str
-    path: str  # absolute path of the DICOM file
+    path: str  # absolute path of the DICOM file (from the restricted mapping; never in a message)
     region: tuple[int, int, int, int] | None = None
+    label: str = ""  # the pseudonymised relative_path: what messages name
 
 
 @dataclass
@@ -104,7 +106,7 @@ def _measure(source: ClipSource, samples: int) -> tuple[np.ndarray, int, int, in
         indices = sample_indices(count, samples)
         return activity(decode_frames(ds, indices, scale=scale)), scale, rows, cols, len(indices)
     except (DicomDecodeError, OSError, AttributeError, pydicom.errors.InvalidDicomError) as error:
-        return "decode_failed", f"{source.path}: {type(error).__name__}: {error}"
+        return "decode_failed", redact(f"{source.label}: {type(error).__name__}: {error}", source.path, source.label)
 
 
 def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: str, code_version: str,
@@ -165,14 +167,15 @@ def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: 
     return result
 
 
-def clip_sources(table: pa.Table, dicom_root: Path, shard: str) -> list[ClipSource]:
-    """ClipSources from rows with sop_instance_uid, file_sha256, relative_path and region_x0 … region_y1."""
+def clip_sources(table: pa.Table, paths: SourcePaths, shard: str) -> list[ClipSource]:
+    """ClipSources from rows with sop_instance_uid, file_sha256, relative_path (pseudonymised, resolved through
+    ``paths``) and region_x0 … region_y1."""
     sources = []
     for row in table.to_pylist():
         box = RegionBox.from_row(row)
         sources.append(ClipSource(row["sop_instance_uid"], row["file_sha256"], shard,
-                                  str(Path(dicom_root) / row["relative_path"]),
-                                  None if box is None else (box.x0, box.y0, box.x1, box.y1)))
+                                  str(paths.locate(row["relative_path"])),
+                                  None if box is None else (box.x0, box.y0, box.x1, box.y1), row["relative_path"]))
     return sources
 
 
