@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.masking.plausibility import AREA_FRACTION

@@ -18,7 +18,7 @@ import pytest
 
 import echo_pipeline_cli
 from definitions import build_definitions
-from echo_pipeline import catalog, identifiers, quality
+from echo_pipeline import identifiers, quality
 from echo_pipeline.identifiers import RawIdentifierError
 from echo_pipeline.source_paths import pseudonymise_path
 from echo_pipeline.errors import InputContractError
@@ -28,6 +28,7 @@ from echo_pipeline.settings import PipelineSettings
 from echo_pipeline.sharding import configured_shard_count, shard_of
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.synth.cohort import generate_cohort
+from truth_helpers import a4c_clips_from_truth
 
 KEY = "test-key-not-a-secret"
 
@@ -61,15 +62,7 @@ def built(tmp_path_factory):
 
 def _mask_a4c_clips_from_truth(cohort: Path, data_root: Path) -> list[str]:
     store = DataRoot(data_root)
-    con = catalog.open_reader(store)
-    truth = pq.read_table(cohort / "truth" / "clips.parquet", columns=["sop_instance_uid", "view", "is_colour"])
-    con.register("truth", truth)
-    a4c = con.sql("""
-        SELECT d.sop_instance_uid, d.file_sha256, d.shard, d.relative_path, d.study_instance_uid, d.series_instance_uid,
-               d.patient_key, d.study_date, d.frames, d.frame_rate, 1.0 AS p_a4c, 'ground-truth' AS classifier_id,
-               0.5 AS min_probability, 2 AS min_frames, 'test' AS run_id, 'test' AS code_version
-        FROM dicom_instances d JOIN truth t USING (sop_instance_uid)
-        WHERE t.view = 'A4C' AND NOT t.is_colour""").to_arrow_table()
+    a4c = a4c_clips_from_truth(cohort, store)
     shards = sorted(set(a4c.column("shard").to_pylist()))[:2]  # two shards are enough and keep the test fast
     defs = build_definitions(settings_for(cohort, data_root))
     for shard in shards:

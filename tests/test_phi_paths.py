@@ -21,13 +21,13 @@ from dagster._serdes import serialize_value
 
 import echo_pipeline_cli
 from definitions import build_definitions
-from echo_pipeline import catalog
 from echo_pipeline.privacy import KEY_ENV_VAR
 from echo_pipeline.settings import PipelineSettings
 from echo_pipeline.sharding import configured_shard_count, shard_of
 from echo_pipeline.source_paths import MAP_DIR, SourcePaths
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.synth.cohort import generate_cohort
+from truth_helpers import a4c_clips_from_truth
 
 #: Folder names as archives write them; the synthetic cohort's patient folders are renamed to these.
 PHI_FOLDERS = ["DOE^JOHN_MRN12345678", "ABBOTT_JOHN_12345678", "QUIGLEY_ZELDA_87654321"]
@@ -88,15 +88,7 @@ class _Collect(logging.Handler):
 def _mask_one_shard(cohort: Path, data_root: Path, instance: dg.DagsterInstance) -> None:
     """a4c_clips of the shard with the most A4C clips (from the cohort's truth), then masking in Dagster."""
     store = DataRoot(data_root)
-    con = catalog.open_reader(store)
-    con.register("truth", pq.read_table(cohort / "truth" / "clips.parquet", columns=["sop_instance_uid", "view", "is_colour"]))
-    a4c = con.sql("""
-        SELECT d.sop_instance_uid, d.file_sha256, d.shard, d.relative_path, d.study_instance_uid, d.series_instance_uid,
-               d.patient_key, d.study_date, d.frames, d.frame_rate, 1.0 AS p_a4c, 'ground-truth' AS classifier_id,
-               0.5 AS min_probability, 2 AS min_frames, 'test' AS run_id, 'test' AS code_version
-        FROM dicom_instances d JOIN truth t USING (sop_instance_uid)
-        WHERE t.view = 'A4C' AND NOT t.is_colour""").to_arrow_table()
-    con.close()
+    a4c = a4c_clips_from_truth(cohort, store)
     shard = max(set(a4c.column("shard").to_pylist()), key=a4c.column("shard").to_pylist().count)
     store.write_table("a4c_clips", a4c.filter(pc.equal(a4c.column("shard"), shard)), shard)
     defs = build_definitions(_settings(cohort, data_root))

@@ -7,7 +7,6 @@ torch using every core). Rows of unchanged files scored by the same classifier a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
