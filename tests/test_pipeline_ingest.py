@@ -18,6 +18,7 @@ import pytest
 
 import echo_pipeline_cli
 from echo_pipeline.privacy import KEY_ENV_VAR
+from echo_pipeline.sharding import configured_shard_count
 from echo_pipeline.source_paths import SourcePaths, pseudonymise_path
 
 SELECT = "ingest_quarantine"
@@ -125,6 +126,10 @@ def test_killed_run_then_rerun_equals_uninterrupted_run(small_cohort, ingested, 
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    # The kill must have interrupted the ingestion: the process died of it, with shards still unwritten.
+    assert process.returncode == -signal.SIGKILL, f"the run ended by itself ({process.returncode}) before the kill"
+    written = len(list(shard_files.glob("part-*.parquet")))
+    assert 1 <= written < configured_shard_count(), f"{written} shards written: the kill came too early or too late"
     assert run_ingestion(small_cohort, tmp_path) == 0
     lineage_free = lambda frame: frame.drop(columns=["run_id"]).reset_index(drop=True)  # noqa: E731
     expected, got = catalog_tables(ingested), catalog_tables(tmp_path)
