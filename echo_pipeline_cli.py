@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--variant", choices=("bpe", "template"), default="bpe", help="model variant (default bpe)")
     search.add_argument("-k", type=int, default=10, help="results to show (default 10)")
     search.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+
+    source = commands.add_parser(
+        "source-path", help="the archive path behind a pseudonymised relative_path or a SOP instance UID (reads "
+                            "the owner-only mapping DATA_ROOT/secrets/source_paths/; docs/input-contract.md)")
+    source.add_argument("items", nargs="+", metavar="RELATIVE_PATH_OR_UID")
+    source.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
     return parser
 
 
@@ -70,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "search":
             return _search(args)
+        if args.command == "source-path":
+            return _source_path(args)
     except EchoPipelineError as error:
         print(f"echo-pipeline {args.command}: {error}", file=sys.stderr)
         return 2
@@ -91,6 +99,24 @@ def _search(args: argparse.Namespace) -> int:
 
     print(run_search(args.data_root, variant=args.variant, k=args.k, clip=args.clip, dicom=args.dicom,
                      text=args.text, device=args.device))
+    return 0
+
+
+def _source_path(args: argparse.Namespace) -> int:
+    from echo_pipeline import catalog
+    from echo_pipeline.source_paths import SourcePaths
+    from echo_pipeline.storage import DataRoot
+
+    store = DataRoot(args.data_root)
+    with catalog.open_reader(store) as con:
+        views = set(catalog.available_views(store))
+        sql = " UNION ALL ".join(f"SELECT sop_instance_uid, relative_path FROM {view}"
+                                 for view in ("dicom_instances", "ingest_quarantine") if view in views)
+        by_uid: dict[str, list[str]] = {}
+        for uid, path in con.execute(sql).fetchall() if sql else []:
+            by_uid.setdefault(uid, []).append(path)
+    for item, pseudonym, raw in SourcePaths(store.path).lookup(by_uid, args.items):
+        print(f"{item}\t{pseudonym}\t{raw}")
     return 0
 
 

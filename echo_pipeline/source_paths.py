@@ -98,8 +98,9 @@ def record_shard(data_root: str | os.PathLike, shard: str, raw_paths: Iterable[s
 class SourcePaths:
     """Resolves pseudonymised relative paths to archive files, through the mapping of every shard."""
 
-    def __init__(self, data_root: str | os.PathLike, dicom_root: str | os.PathLike):
-        self.map_dir, self.dicom_root = Path(data_root) / MAP_DIR, Path(dicom_root)
+    def __init__(self, data_root: str | os.PathLike, dicom_root: str | os.PathLike | None = None):
+        self.map_dir = Path(data_root) / MAP_DIR
+        self.dicom_root = None if dicom_root is None else Path(dicom_root)
         self._raw: dict[str, str] | None = None
         self.mapped = True
 
@@ -130,8 +131,23 @@ class SourcePaths:
         return raw
 
     def locate(self, relative_path: str) -> Path:
-        """The archive file behind a pseudonymised relative path."""
+        """The archive file behind a pseudonymised relative path (needs ``dicom_root``)."""
+        if self.dicom_root is None:
+            raise ValueError("SourcePaths without a dicom_root can name source paths but not locate files")
         return self.dicom_root / self.source_path(relative_path)
+
+    def lookup(self, relative_paths_by_uid: dict[str, list[str]], wanted: list[str]) -> list[tuple[str, str, str]]:
+        """(what was asked, pseudonymised path, raw path) for each of ``wanted``: a pseudonymised path, or a SOP
+        instance UID found in ``relative_paths_by_uid`` (every copy of it); raises SourcePathError otherwise."""
+        found = []
+        for item in wanted:
+            candidates = [item] if not self.mapped or item in self._mapping() else relative_paths_by_uid.get(item, [])
+            if not candidates:
+                raise SourcePathError(f"{item}: neither a relative_path of {self.map_dir} nor the SOP instance UID "
+                                      "of an ingested file; pass a value of dicom_instances.relative_path or "
+                                      "sop_instance_uid (or ingest_quarantine's)")
+            found += [(item, path, self.source_path(path)) for path in sorted(candidates)]
+        return found
 
 
 def redact(text: str, absolute_path: str | os.PathLike, label: str) -> str:

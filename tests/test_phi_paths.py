@@ -148,6 +148,17 @@ def test_the_restricted_mapping_answers_which_file(phi_run, phi_cohort):
     assert all(paths.locate(path).is_file() for (path,) in stored)
 
 
+def test_the_source_path_command_answers_which_file(phi_run, capsys):
+    data_root, _, _ = phi_run
+    with duckdb.connect(str(data_root / "echo.duckdb"), read_only=True) as con:
+        uid, path = con.sql("SELECT sop_instance_uid, relative_path FROM dicom_instances LIMIT 1").fetchall()[0]
+    assert echo_pipeline_cli.main(["source-path", "--data-root", str(data_root), uid, path]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(asked, pseudonym) for asked, pseudonym, _ in lines] == [(uid, path), (path, path)]
+    assert lines[0][2] == lines[1][2] and lines[0][2].split("/")[0] in PHI_FOLDERS
+    assert echo_pipeline_cli.main(["source-path", "--data-root", str(data_root), "1.2.3.4.5"]) == 2
+
+
 def test_identifier_rules_refuse_a_shard_before_it_is_published(phi_cohort, tmp_path, monkeypatch):
     """With pseudonymisation switched off, the raw folder names reach the table write and are refused there:
     the run fails and neither the shard's Parquet file nor a catalog view exists."""
