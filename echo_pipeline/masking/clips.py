@@ -44,7 +44,7 @@ class ClipJob:
     mask_path: str  # absolute path of the sector mask PNG
     mask_method: str
     frame_rate: float | None = None
-    label: str = ""  # the pseudonymised relative_path: what messages name
+    label: str = ""  # the pseudonymised relative_path: what messages name ("" = the path itself, a user's file)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ def preprocess_clip(job: ClipJob, *, clip_dir: Path, data_root: Path, size: int,
                 stop = min(start + CHUNK_FRAMES, frames)
                 apply_plan(decode_frames(ds, range(start, stop), scale=scale), plan, out[start:stop])
     except (DicomDecodeError, MaskingError, OSError) as error:
-        return ClipFailure(job.sop_instance_uid, redact(f"{job.label}: {error}", job.path, job.label))
+        label = job.label or job.path
+        return ClipFailure(job.sop_instance_uid, redact(f"{label}: {error}", job.path, label))
     qx, qy, side = plan.square
     return {
         "sop_instance_uid": job.sop_instance_uid, "file_sha256": job.file_sha256, "shard": job.shard,

@@ -47,7 +47,7 @@ class ClipSource:
     shard: str
     path: str  # absolute path of the DICOM file (from the restricted mapping; never in a message)
     region: tuple[int, int, int, int] | None = None
-    label: str = ""  # the pseudonymised relative_path: what messages name
+    label: str = ""  # the pseudonymised relative_path: what messages name ("" = the path itself, a user's file)
 
 
 @dataclass
@@ -106,7 +106,8 @@ def _measure(source: ClipSource, samples: int) -> tuple[np.ndarray, int, int, in
         indices = sample_indices(count, samples)
         return activity(decode_frames(ds, indices, scale=scale)), scale, rows, cols, len(indices)
     except (DicomDecodeError, OSError, AttributeError, pydicom.errors.InvalidDicomError) as error:
-        return "decode_failed", redact(f"{source.label}: {type(error).__name__}: {error}", source.path, source.label)
+        label = source.label or source.path
+        return "decode_failed", redact(f"{label}: {type(error).__name__}: {error}", source.path, label)
 
 
 def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: str, code_version: str,
