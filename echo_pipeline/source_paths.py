@@ -63,15 +63,20 @@ def pseudonymise_path(relative_path: str, key: bytes) -> str:
 
 def scrub_path(text: str, raw: str, pseudonym: str, dicom_root: str | os.PathLike | None = None) -> str:
     """``text`` (an error message) with the file's absolute path, raw path and each of its names replaced."""
-    replacements = []
     if dicom_root is not None:
-        replacements.append((str(Path(dicom_root) / raw), pseudonym))
-    replacements.append((raw, pseudonym))
-    replacements += [(part, hashed) for part, hashed in zip(PurePosixPath(raw).parts, pseudonym.split("/"))]
-    for old, new in replacements:
-        if old:
-            text = text.replace(old, new)
+        text = text.replace(str(Path(dicom_root) / raw), pseudonym)
+    text = text.replace(raw, pseudonym)
+    for part, hashed in zip(PurePosixPath(raw).parts, pseudonym.split("/")):
+        text = _replace_name(text, part, hashed)
     return text
+
+
+def _replace_name(text: str, name: str, replacement: str) -> str:
+    """Whole-token occurrences of a folder or file name; names under 3 characters ("a", "01") identify no one
+    and would mangle ordinary words."""
+    if len(name) < 3:
+        return text
+    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", lambda _: replacement, text)
 
 
 def map_file(data_root: str | os.PathLike, shard: str) -> Path:
@@ -153,6 +158,4 @@ class SourcePaths:
 def redact(text: str, absolute_path: str | os.PathLike, label: str) -> str:
     """``text`` with an archive file's absolute path (and its file name) replaced by ``label``, its pseudonym."""
     absolute = str(absolute_path)
-    text = text.replace(absolute, label)
-    name = Path(absolute).name
-    return text.replace(name, label.rsplit("/", 1)[-1]) if name else text
+    return _replace_name(text.replace(absolute, label), Path(absolute).name, label.rsplit("/", 1)[-1])

@@ -9,6 +9,7 @@ off, the identifier rules refuse the shard before anything is written or publish
 """
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from definitions import build_definitions
 from echo_pipeline.privacy import KEY_ENV_VAR
 from echo_pipeline.settings import PipelineSettings
 from echo_pipeline.sharding import configured_shard_count, shard_of
-from echo_pipeline.source_paths import MAP_DIR, SourcePaths
+from echo_pipeline.source_paths import MAP_DIR, PSEUDONYM_PATH, SourcePaths, pseudonymise_path, scrub_path
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.synth.cohort import generate_cohort
 from truth_helpers import a4c_clips_from_truth
@@ -177,3 +178,15 @@ def test_identifier_rules_refuse_a_shard_before_it_is_published(phi_cohort, tmp_
     assert "RawIdentifierError" in str(failure.event_specific_data.error) and not _leaks(serialize_value(failure))
     assert not (tmp_path / "out" / "tables").exists() and not (tmp_path / "out" / "echo.duckdb").exists()
     shutil.rmtree(tmp_path / "out")
+
+
+def test_path_pseudonyms_keep_structure_and_short_extensions_only():
+    key = b"k"
+    a, b = pseudonymise_path("ABBOTT_JOHN_12345678/s1/IM_1.dcm", key), pseudonymise_path("ABBOTT_JOHN_12345678/s2/x.DCM", key)
+    assert a.split("/")[0] == b.split("/")[0] and a.endswith(".dcm") and b.endswith(".DCM")  # one folder, one pseudonym
+    assert re.fullmatch(PSEUDONYM_PATH, a) and not _leaks(a + b)
+    assert pseudonymise_path("DOE.12345678", key).count(".") == 0  # a digit "extension" may be an MRN: hashed
+    assert pseudonymise_path("x.dcm", key) != pseudonymise_path("x.dcm", b"other key")
+    message = scrub_path("cannot read /archive/ABBOTT_JOHN_12345678/s1/IM_1.dcm: a bad file",
+                         "ABBOTT_JOHN_12345678/s1/IM_1.dcm", a, "/archive")
+    assert message == f"cannot read {a}: a bad file"
