@@ -16,7 +16,7 @@ from echo_pipeline.ingest.shard import ShardTables, ingest_shard, merge_shards
 from echo_pipeline.ingest.syntaxes import decoder_for, supported_transfer_syntaxes
 
 #: Stage code version, recorded on every row; bump it when the rows ingestion writes change.
-CODE_VERSION = "ingest-1"
+CODE_VERSION = "ingest-2"  # 2: relative_path, duplicate_of and messages carry pseudonymised paths
 
 __all__ = [
     "CODE_VERSION",
