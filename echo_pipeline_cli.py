@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default table)")
     sql.add_argument("--max-rows", type=_positive_int, default=1000,
                      help="rows to print at most in table format (default 1000; csv and json print all)")
+
+    source = commands.add_parser(
+        "source-path", help="the archive path behind a pseudonymised relative_path or a SOP instance UID (reads "
+                            "the owner-only mapping DATA_ROOT/secrets/source_paths/; docs/input-contract.md)")
+    source.add_argument("items", nargs="+", metavar="RELATIVE_PATH_OR_UID")
+    source.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
     return parser
 
 
@@ -109,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             return _search(args)
         if args.command == "sql":
             return _sql(args)
+        if args.command == "source-path":
+            return _source_path(args)
     except EchoPipelineError as error:
         print(f"echo-pipeline {args.command}: {error}", file=sys.stderr)
         return 2
@@ -138,6 +146,24 @@ def _sql(args: argparse.Namespace) -> int:
 
     frame = run_read_only(args.data_root, args.query)
     print(format_result(frame, args.format, max_rows=args.max_rows))
+    return 0
+
+
+def _source_path(args: argparse.Namespace) -> int:
+    from echo_pipeline import catalog
+    from echo_pipeline.source_paths import SourcePaths
+    from echo_pipeline.storage import DataRoot
+
+    store = DataRoot(args.data_root)
+    with catalog.open_reader(store) as con:
+        views = set(catalog.available_views(store))
+        sql = " UNION ALL ".join(f"SELECT sop_instance_uid, relative_path FROM {view}"
+                                 for view in ("dicom_instances", "ingest_quarantine") if view in views)
+        by_uid: dict[str, list[str]] = {}
+        for uid, path in con.execute(sql).fetchall() if sql else []:
+            by_uid.setdefault(uid, []).append(path)
+    for item, pseudonym, raw in SourcePaths(store.path).lookup(by_uid, args.items):
+        print(f"{item}\t{pseudonym}\t{raw}")
     return 0
 
 

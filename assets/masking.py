@@ -53,7 +53,7 @@ def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfi
     shard, store = context.partition_key, pipeline.store
     table = inputs.read_a4c_clips(store, shard)
     masks, quarantine, outcomes = sectors.sector_tables(
-        sectors.clip_sources(table, pipeline.settings.dicom_root, shard),
+        sectors.clip_sources(table, pipeline.source_paths(), shard),
         store.read_table("sector_masks", shard), store.read_table("mask_quarantine", shard),
         mask_dir=store.array_dir("sector_masks") / shard, data_root=store.path, run_id=context.run.run_id,
         code_version=masking.CODE_VERSION, samples=config.sample_frames, workers=config.workers,
@@ -84,7 +84,7 @@ def masked_clips(context: dg.AssetExecutionContext, config: MaskedClipConfig, pi
     resized to size x size, uint8 RGB, one .npy (T, H, W, 3) per clip. A clip that cannot be written becomes
     a `mask_quarantine` row (reason clip_not_written), so every clip masked ends in one of the two tables."""
     shard, store = context.partition_key, pipeline.store
-    jobs = inputs.read_clip_jobs(store, pipeline.settings.dicom_root, shard)
+    jobs = inputs.read_clip_jobs(store, pipeline.source_paths(), shard)
     result, failures = clips.masked_clip_table(
         jobs, store.read_table("masked_clips", shard), clip_dir=store.array_dir("masked_clips") / shard,
         data_root=store.path, run_id=context.run.run_id, code_version=masking.CODE_VERSION, size=config.size,

@@ -106,7 +106,7 @@ def view_classifier(context: dg.AssetExecutionContext, config: ViewClassifierCon
     provided = provide_classifier(
         store.array_dir(CLASSIFIER_DIR), labels_path=settings.view_labels_path,
         saved_card=settings.view_classifier_path, read_instances=lambda: inputs.read_instances(store),
-        dicom_root=settings.dicom_root, spec=spec, threads=config.threads or None,
+        paths=pipeline.source_paths(), spec=spec, threads=config.threads or None,
         train_config=views.TrainConfig(seed=config.seed, epochs=config.epochs,
                                        validation_fraction=config.validation_fraction),
         run_id=context.run.run_id, code_version=views.CODE_VERSION, progress=context.log.info)
@@ -138,7 +138,7 @@ def view_predictions(context: dg.AssetExecutionContext, config: ViewPredictionCo
     instances = inputs.read_instances(store, shard)
     started = time.perf_counter()
     table, newly = views.predict_views(
-        classifier, instances, pipeline.settings.dicom_root, run_id=context.run.run_id, code_version=views.CODE_VERSION,
+        classifier, instances, pipeline.source_paths(), run_id=context.run.run_id, code_version=views.CODE_VERSION,
         previous=store.read_table("view_predictions", shard), batch_clips=config.batch_clips, threads=config.threads or None,
         progress=lambda done, total: context.log.info(f"shard {shard}: {done}/{total} clips scored"))
     seconds = time.perf_counter() - started

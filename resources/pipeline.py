@@ -14,6 +14,7 @@ import dagster as dg
 
 from echo_pipeline.privacy import load_or_create_key
 from echo_pipeline.settings import ARCHIVE_SPLIT_FRACTIONS, ENV_VARS, PRESET_ENV_VAR, PipelineSettings
+from echo_pipeline.source_paths import SourcePaths
 from echo_pipeline.storage import DataRoot
 
 
@@ -86,3 +87,7 @@ class PipelineResource(dg.ConfigurableResource):
 
     def pseudonym_key(self) -> bytes:
         return load_or_create_key(self.settings.pseudonym_key_file)
+
+    def source_paths(self) -> SourcePaths:
+        """Resolves the pseudonymised relative_path of a table row to the archive file (restricted mapping)."""
+        return SourcePaths(self.data_root, self.dicom_root)

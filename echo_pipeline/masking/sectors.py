@@ -39,6 +39,7 @@ from echo_pipeline.masking.regions import (
 )
 from echo_pipeline.safe_paths import contained, uid_file_stem
 from echo_pipeline.schemas import MASK_QUARANTINE, SECTOR_MASKS
+from echo_pipeline.source_paths import SourcePaths, redact
 from echo_pipeline.storage import atomic_path, rows_to_table
 
 PIXELS = "pixels"
@@ -53,7 +54,8 @@ class ClipSource:
     sop_instance_uid: str
     file_sha256: str
     shard: str
-    path: str  # absolute path of the DICOM file
+    path: str  # absolute path of the DICOM file (from the restricted mapping; never in a message)
+    label: str = ""  # the pseudonymised relative_path: what messages name ("" = the path itself, a user's file)
 
 
 @dataclass
@@ -126,7 +128,8 @@ def _measure(source: ClipSource, samples: int) -> _Measured | tuple[str, str]:
         change = activity(decode_frames(source.path, indices, scale=scale))
         return _Measured(change, scale, rows, cols, len(indices), ultrasound_regions(ds))
     except (DicomDecodeError, OSError, AttributeError, pydicom.errors.InvalidDicomError) as error:
-        return "decode_failed", f"{source.path}: {type(error).__name__}: {error}"
+        label = source.label or source.path
+        return "decode_failed", redact(f"{label}: {type(error).__name__}: {error}", source.path, label)
 
 
 def _refuse_regions(regions: list[UltrasoundRegion]) -> tuple[str, str] | None:
@@ -223,11 +226,11 @@ def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: 
     return result
 
 
-def clip_sources(table: pa.Table, dicom_root: Path, shard: str) -> list[ClipSource]:
-    """ClipSources from rows with sop_instance_uid, file_sha256 and relative_path (other columns are ignored:
-    the region tags are read from each file's header, which holds all of them)."""
-    return [ClipSource(row["sop_instance_uid"], row["file_sha256"], shard, str(Path(dicom_root) / row["relative_path"]))
-            for row in table.to_pylist()]
+def clip_sources(table: pa.Table, paths: SourcePaths, shard: str) -> list[ClipSource]:
+    """ClipSources from rows with sop_instance_uid, file_sha256 and relative_path (pseudonymised, resolved through
+    ``paths``; other columns are ignored: the region tags are read from each file's header)."""
+    return [ClipSource(row["sop_instance_uid"], row["file_sha256"], shard, str(paths.locate(row["relative_path"])),
+                       row["relative_path"]) for row in table.to_pylist()]
 
 
 def _done(previous: pa.Table | None, code_version: str) -> dict[str, str]:
