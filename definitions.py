@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets import STAGE_MODULES, automation, observations
+from assets.partitions import with_variants
 from echo_pipeline.settings import PipelineSettings
 from resources import PipelineResource
 
@@ -13,7 +14,7 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
     """Definitions over the given settings (default: environment variables, then the demo paths)."""
     settings = settings or PipelineSettings.from_env()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(STAGE_MODULES),
+        assets=with_variants(dg.load_assets_from_modules(STAGE_MODULES), settings.variant_names),
         asset_checks=dg.load_asset_checks_from_modules(STAGE_MODULES),
         resources={
             "pipeline": PipelineResource.from_settings(settings),

@@ -17,7 +17,6 @@ import json
 
 import dagster as dg
 
-from assets.partitions import MODEL_VARIANTS
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.fingerprints import input_fingerprints
 from echo_pipeline.model_variants.staleness import staleness
@@ -70,7 +69,7 @@ def new_input_files(context: dg.SensorEvaluationContext, pipeline: PipelineResou
              description="Nightly: re-embed and re-index each model variant whose embeddings are out of date.")
 def nightly_reembedding(context: dg.ScheduleEvaluationContext, pipeline: PipelineResource):
     requests = []
-    for variant in MODEL_VARIANTS.get_partition_keys():
+    for variant in pipeline.settings.variant_names:
         reasons = staleness(pipeline.store, variant)
         if reasons:
             context.log.info(f"{variant}: {'; '.join(reasons)}")

@@ -50,6 +50,9 @@ class PipelineResource(dg.ConfigurableResource):
     split_fractions: list[float] = list(ARCHIVE_SPLIT_FRACTIONS)
     model_preset: str = "echo-tiny"
     train_epochs: int | None = None
+    pretrained: list[str] = []  # NAME=DIR[,vocabulary=FILE][,preprocessing=P]: published models as variants
+    init_from: list[str] = []  # DIR or VARIANT=DIR: clip_model starts from these weights
+    prompts_path: str | None = None  # evaluation prompts (YAML or published JSON); None = prompts.yaml
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> "PipelineResource":
