@@ -8,8 +8,9 @@ labels table does not declare, is kept out and listed in ``PromptsFile.skipped``
 evaluation reports in its notes and metadata, never silently dropped.
 
 - binary: the sentences are the prompts; positive = the table's values.
-- regression: ``<#>`` becomes ``{value}``; candidate values span ``range``; the "truth < T" thresholds and the
-  label come from the versioned prompts.yaml task of the same label.
+- regression: ``<#>`` becomes ``{value}``; candidate values span ``range``; the task takes the name and the
+  "truth < T" thresholds of the versioned prompts.yaml task of the same label (``ejection_fraction`` → ``lvef``),
+  so eval_summary's LVEF / PASP columns and the training-mean baseline read it as they read prompts.yaml's.
 - categorical: one binary task per non-"none" level of the label (``<task>_<level>``), its prompts the
   sentences with ``<#>`` replaced by the level in upper case.
 
@@ -90,8 +91,9 @@ def load_published_prompts(path: str | Path, base_path: Path = DEFAULT_PROMPTS_P
                               if s.count(PUBLISHED_VARIABLE) == 1)
             if not templates:
                 _fail(path, name, f"no label_sources sentence holds exactly one {PUBLISHED_VARIABLE}")
-            regression[name] = RegressionTask(name, label, tuple(range(low, high + 1)), templates,
-                                              base_regression[label].below_thresholds)
+            base_task = base_regression[label]  # its name ("lvef", "pasp") is what eval_summary reads
+            regression[base_task.name] = RegressionTask(base_task.name, label, tuple(range(low, high + 1)), templates,
+                                                        base_task.below_thresholds)
         elif label not in base.label_levels:
             skipped.append((name, f"label {label!r} has no label_levels entry in {base_path.name}"))
         elif mode == "binary":

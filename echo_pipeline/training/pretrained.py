@@ -17,11 +17,15 @@ from pathlib import Path
 
 import open_clip
 import torch
+from safetensors import SafetensorError
 
 from echo_pipeline.errors import CheckpointError, InputContractError
 from echo_pipeline.model_variants.pretrained import PretrainedSource
 from echo_pipeline.training import checkpoint as ckpt
 from echo_pipeline.training.model_factory import weights_path, create_from_config, find_hub_weights, load_trained_model
+
+#: What reading a damaged weights file raises (safetensors header errors, truncated pickles, zip errors).
+_UNREADABLE = (RuntimeError, OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError, SafetensorError)
 
 
 def hub_config(directory: Path) -> dict:
@@ -46,7 +50,7 @@ def check_hub_directory(directory: Path, where: str) -> None:
         open_clip.factory.load_state_dict(str(weights_path(directory)), weights_only=True)
     except CheckpointError as e:
         raise InputContractError(f"{where}: {e}") from e
-    except (RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingError) as e:
+    except _UNREADABLE as e:
         raise InputContractError(f"{where} {find_hub_weights(directory)}: weights unreadable ({e})") from e
 
 
@@ -58,8 +62,9 @@ def check_loads(source: PretrainedSource) -> None:
     check_hub_directory(source.directory, where)
     try:
         model = load_trained_model(source.directory)
-    except CheckpointError as e:
-        raise InputContractError(f"{where}: {find_hub_weights(source.directory)}: {e}") from e
+    except (CheckpointError, AssertionError, *_UNREADABLE) as e:  # open_clip asserts on mismatched shapes
+        raise InputContractError(f"{where}: {find_hub_weights(source.directory)}: does not load into the "
+                                 f"architecture its config names ({type(e).__name__}: {e})") from e
     try:
         tokenizer = make_tokenizer(source.tokenizer, source.vocabulary)
     except (ValueError, OSError) as e:
@@ -86,7 +91,7 @@ def init_from_weights(model: torch.nn.Module, init_from: str | Path) -> list[str
     path = weights_path(Path(init_from))
     try:
         state = open_clip.factory.load_state_dict(str(path), weights_only=True)
-    except (RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingError) as e:
+    except _UNREADABLE as e:
         raise CheckpointError(f"{path}: start weights unreadable ({e})") from e
     state = open_clip.factory.convert_state_dict(model, state)
     own = model.state_dict()
