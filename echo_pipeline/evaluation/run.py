@@ -170,7 +170,7 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
     outputs = _assemble(results, primary_strategy(record.tokenizer), notes)
     outputs.skipped_tasks = [f"{task}: {reason}" for task, reason in prompts.skipped]
     notes += [f"prompt task {line} (skipped)" for line in outputs.skipped_tasks]
-    outputs.figures = _figures(results)
+    outputs.figures = _figures(results, main_kind(record))
     return outputs
 
 
@@ -212,20 +212,22 @@ def headline(summary: list[dict]) -> dict[str, str]:
     return out
 
 
-def _figures(results: dict[tuple[str, str], suite.ModelResult]) -> dict[str, bytes]:
+def _figures(results: dict[tuple[str, str], suite.ModelResult], label: str = "trained") -> dict[str, bytes]:
+    """ROC, regression scatter and rank figures; the evaluated model is drawn as ``label`` (trained | pretrained)."""
     figures = {}
     trained, untrained = results[("trained", INTERNAL)], results[("untrained", INTERNAL)]
     tasks = [t for t in ROC_FIRST if t in trained.scores] + [t for t in trained.scores if t not in ROC_FIRST]
     if tasks:
-        curves = {t: {"trained": trained.scores[t], **({"untrained": untrained.scores[t]}
+        curves = {t: {label: trained.scores[t], **({"untrained": untrained.scores[t]}
                                                        if t in untrained.scores else {})} for t in tasks}
         figures["roc_internal"] = plots.roc_figure(curves, "zero-shot classification, test split")
     for task, quantity in (("lvef", "LVEF (%)"), ("pasp", "PASP (mmHg)")):
-        panels = {f"{kind}, {dataset}": r.predictions[task] for (kind, dataset), r in results.items()
+        panels = {f"{label if kind == 'trained' else kind}, {dataset}": r.predictions[task]
+                  for (kind, dataset), r in results.items()
                   if task in r.predictions and kind != "training_mean"}
         if panels:
             figures[f"{task}_scatter"] = plots.regression_scatter(panels, quantity)
     if trained.ranks is not None:
-        ranks = {"trained": trained.ranks, **({"untrained": untrained.ranks} if untrained.ranks else {})}
+        ranks = {label: trained.ranks, **({"untrained": untrained.ranks} if untrained.ranks else {})}
         figures["retrieval_ranks"] = plots.rank_histogram(ranks, len(trained.ranks[0]))
     return figures
