@@ -252,3 +252,16 @@ def test_published_prompt_file_maps_tasks_and_reports_skipped(tmp_path):
     path.write_text(json.dumps({"pacemaker": {"mode": "ordinal", "label_sources": ["X."]}}))
     with pytest.raises(InputContractError, match="pacemaker.*mode"):
         load_prompts(path)
+
+
+def test_environment_and_flags_name_the_variants_and_start_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("ECHO_PIPELINE_PRETRAINED", f"echoclip={tmp_path}/a; echoclip-r={tmp_path}/b,vocabulary=v.txt")
+    monkeypatch.setenv("ECHO_PIPELINE_INIT_FROM", f"{tmp_path}/all;template={tmp_path}/t")
+    settings = PipelineSettings.from_env()
+    assert settings.variant_names == ("bpe", "template", "echoclip", "echoclip-r")
+    assert settings.pretrained_sources["echoclip-r"].tokenizer == "published_template"
+    assert settings.init_from_for("template") == tmp_path / "t" and settings.init_from_for("bpe") == tmp_path / "all"
+    with pytest.raises(InputContractError, match="given twice"):
+        PipelineSettings(pretrained=("x=/a", "x=/b")).pretrained_sources
+    with pytest.raises(InputContractError, match="preprocessing"):
+        PipelineSettings(pretrained=("x=/a,preprocessing=zoom",)).pretrained_sources
