@@ -77,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=_positive_int, default=None, help="training epochs (default: the preset's)")
     run.add_argument("--label-rules", type=Path, default=None, metavar="FILE",
                      help="a site's report label rules (YAML) merged over the packaged ones (docs/reports.md)")
+    run.add_argument("--pretrained", action="append", default=None, metavar="NAME=DIR",
+                     help="a published open_clip hub-layout directory as model variant NAME: embedded, indexed and "
+                          "evaluated without training; options: NAME=DIR,vocabulary=FILE (published template "
+                          "vocabulary),preprocessing=published_crop (repeatable; docs/training.md)")
+    run.add_argument("--init-from", action="append", default=None, metavar="[VARIANT=]DIR",
+                     help="clip_model starts from this hub-layout directory's weights (every trained variant, or "
+                          "VARIANT=DIR for one; repeatable)")
+    run.add_argument("--prompts", type=Path, default=None, metavar="FILE",
+                     help="evaluation prompts: a prompts YAML or a published prompt JSON (docs/evaluation.md)")
     run.add_argument("--select", default=None, help="comma-separated asset names; their upstream assets run too")
 
     search = commands.add_parser("search", help="top-k reports for a clip, or top-k clips for a text")
@@ -85,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--dicom", type=Path, metavar="PATH", help="a DICOM clip, masked and embedded on the fly")
     query.add_argument("--text", help="free text; finds the clips nearest to it")
     search.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
-    search.add_argument("--variant", choices=("bpe", "template"), default="bpe", help="model variant (default bpe)")
+    search.add_argument("--variant", default="bpe",
+                        help="model variant: bpe (default), template, or a --pretrained model's NAME")
     search.add_argument("-k", type=int, default=10, help="results to show (default 10)")
     search.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
@@ -183,6 +193,9 @@ def _run(args: argparse.Namespace) -> int:
         **({"model_preset": args.preset} if args.preset else {}),
         **({"train_epochs": args.epochs} if args.epochs else {}),
         **({"label_rules_path": args.label_rules} if args.label_rules else {}),
+        **({"pretrained": tuple(args.pretrained)} if args.pretrained else {}),
+        **({"init_from": tuple(args.init_from)} if args.init_from else {}),
+        **({"prompts_path": args.prompts} if args.prompts else {}),
     )
     settings.validate()
     if settings.label_rules_path is not None:  # the report assets' code version is read from it when they load

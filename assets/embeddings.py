@@ -73,7 +73,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     clips = read_upstream(store, model_variants.MASKED_CLIPS_SQL, ["masked_clips"])
     device = resolve_device(config.device)
     embedder = ClipEmbedder(registry.load_model(record), device=device, batch_frames=config.batch_frames,
-                            num_workers=config.num_workers)
+                            num_workers=config.num_workers, preprocessing=record.preprocessing)
     started = time.perf_counter()
     summary = refresh.update_clip_embeddings(
         store, variant, record.model_id, clips, embedder, run_id=context.run.run_id,

@@ -36,7 +36,7 @@ class EvalConfig(dg.Config):
     batch_frames: int = 64
     num_workers: int = 1
     echonet_splits: list[str] = ["TEST"]  # FileList Split values to evaluate; [] = every row
-    prompts_path: str = ""  # a prompts YAML file; "" = the versioned echo_pipeline/evaluation/prompts.yaml
+    prompts_path: str = ""  # prompts YAML or published JSON; "" = --prompts, else echo_pipeline/evaluation/prompts.yaml
 
 
 def _md_table(table, columns) -> str:
@@ -54,11 +54,11 @@ def _figure_metadata(figures: dict, paths: dict, names) -> dict:
     return out
 
 
-def _settings(config: EvalConfig) -> EvalSettings:
+def _settings(config: EvalConfig, pipeline: PipelineResource) -> EvalSettings:
     return EvalSettings(n_resamples=config.n_resamples, seed=config.seed, n_pairs=config.n_pairs,
                         device=config.device, batch_frames=config.batch_frames, num_workers=config.num_workers,
                         echonet_splits=tuple(config.echonet_splits) or None,
-                        prompts_path=config.prompts_path or DEFAULT_PROMPTS_PATH)
+                        prompts_path=config.prompts_path or pipeline.settings.prompts_path or DEFAULT_PROMPTS_PATH)
 
 
 def _auc_comparison(table) -> str:
@@ -78,7 +78,7 @@ def _auc_comparison(table) -> str:
 def evaluation_tables(context: dg.AssetExecutionContext, config: EvalConfig, pipeline: PipelineResource):
     variant, store = context.partition_key, pipeline.store
     record = model_variants.read_record(store, variant)
-    out = evaluate_variant(store, record, run_id=context.run.run_id, settings=_settings(config),
+    out = evaluate_variant(store, record, run_id=context.run.run_id, settings=_settings(config, pipeline),
                            echonet_root=pipeline.settings.echonet_dynamic_root, progress=context.log.info)
     for note in out.notes:
         context.log.warning(note)
@@ -97,8 +97,9 @@ def _results(record: model_variants.ModelRecord, out, pngs: dict):
     tables = out.tables
     yield dg.MaterializeResult(asset_key="eval_summary", metadata={
         **common, **headline, **table_metadata("eval_summary", tables["eval_summary"], partitioned=True),
+        "skipped_prompt_tasks": dg.MetadataValue.json(out.skipped_tasks),
         "table_2": dg.MetadataValue.md(_md_table(tables["eval_summary"], [
-            "model_kind", "dataset", "n", "mcmrr", "lvef_mae", "pasp_mae", "tavr_auc", "mitraclip_auc",
+            "model_source", "dataset", "n", "mcmrr", "lvef_mae", "pasp_mae", "tavr_auc", "mitraclip_auc",
             "pacemaker_auc"])),
     })
     yield dg.MaterializeResult(asset_key="eval_retrieval", metadata={

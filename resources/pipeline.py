@@ -62,6 +62,9 @@ class PipelineResource(dg.ConfigurableResource):
     model_preset: str = "echo-tiny"
     train_epochs: int | None = None
     label_rules_path: str | None = None
+    pretrained: list[str] = []  # NAME=DIR[,vocabulary=FILE][,preprocessing=P]: published models as variants
+    init_from: list[str] = []  # DIR or VARIANT=DIR: clip_model starts from these weights
+    prompts_path: str | None = None  # evaluation prompts (YAML or published JSON); None = prompts.yaml
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> "PipelineResource":

@@ -15,6 +15,8 @@ def _other_value(name: str, default, hint):
     types = set(typing.get_args(hint)) | {typing.get_origin(hint) or hint}
     if Path in types:
         return Path("/elsewhere") / name
+    if tuple in types and str in typing.get_args(hint):
+        return (f"{name}-a", f"{name}-b")
     if tuple in types:
         return tuple(reversed(default)) if default and tuple(reversed(default)) != default else (0.5, 0.25, 0.25)
     if int in types:

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pytest
 
 from echo_pipeline import catalog

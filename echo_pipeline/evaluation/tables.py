@@ -25,11 +25,13 @@ from echo_pipeline.metrics.regression import mean_absolute_error
 from echo_pipeline.schemas import TABLES
 
 #: Bump when a metric row of the same embeddings and prompts would change.
-EVALUATION_VERSION = "2"  # 2: column `primary` (an SQL keyword) renamed `is_primary`
+EVALUATION_VERSION = "3"  # 2: `primary` (an SQL keyword) renamed `is_primary`; 3: model_source and preprocessing columns
 CODE_VERSION = f"{_PACKAGE_VERSION}+evaluation.{EVALUATION_VERSION}"
 EVAL_TABLES = ("eval_retrieval", "eval_classification", "eval_regression", "eval_patient_identification",
                "eval_summary")
 MODEL_KINDS = ("trained", "untrained", "training_mean")
+#: `model_kind` of a pretrained variant's own model (its references stay "untrained" / "training_mean").
+PRETRAINED_KIND = "pretrained"
 RECALL_KS = (1, 5, 10)
 #: eval_summary column → (source table, row filter); classification/regression rows: primary prompts only.
 SUMMARY_METRICS: dict[str, tuple[str, dict[str, str]]] = {
@@ -40,7 +42,8 @@ SUMMARY_METRICS: dict[str, tuple[str, dict[str, str]]] = {
     "mitraclip_auc": ("eval_classification", {"task": "mitraclip", "metric": "auc"}),
     "pacemaker_auc": ("eval_classification", {"task": "pacemaker", "metric": "auc"}),
 }
-_GROUP = ["model_id", "checkpoint_sha256", "model_kind", "variant", "dataset", "split"]
+_GROUP = ["model_id", "checkpoint_sha256", "model_kind", "variant", "dataset", "split", "model_source",
+          "preprocessing"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class Lineage:
     split: str
     run_id: str
     code_version: str = CODE_VERSION
+    #: trained | pretrained:<name> | untrained | training_mean: which model made the row, across variants.
+    model_source: str = "trained"
+    #: the frame preprocessing the clips went through (`embeddings.preprocessing`).
+    preprocessing: str = "model"
 
     def but(self, **changes) -> "Lineage":
         return replace(self, **changes)

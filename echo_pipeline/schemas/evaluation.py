@@ -10,10 +10,12 @@ from echo_pipeline.schemas.lineage import CODE_VERSION, RUN_ID
 _EVAL_LINEAGE = [
     pa.field("model_id", pa.string(), nullable=False),  # trained: the record's model id; untrained: weights hash
     pa.field("checkpoint_sha256", pa.string(), nullable=False),  # the evaluated trained checkpoint (references too)
-    pa.field("model_kind", pa.string(), nullable=False),  # trained | untrained | training_mean
-    pa.field("variant", pa.string(), nullable=False),  # bpe | template
+    pa.field("model_kind", pa.string(), nullable=False),  # trained | pretrained | untrained | training_mean
+    pa.field("variant", pa.string(), nullable=False),  # bpe | template | a pretrained model's name
     pa.field("dataset", pa.string(), nullable=False),  # internal | echonet_dynamic
     pa.field("split", pa.string(), nullable=False),  # test
+    pa.field("model_source", pa.string(), nullable=False),  # trained | pretrained:<name> | untrained | training_mean
+    pa.field("preprocessing", pa.string(), nullable=False),  # model | published_crop (frame preprocessing)
 ]
 _EVAL_METRIC = [
     pa.field("metric", pa.string(), nullable=False),
