@@ -18,9 +18,8 @@ import pytest
 
 from echo_pipeline.embeddings import EmbeddingStore
 from echo_pipeline.search import verify_index
-from echo_pipeline.search.variants import CLIP_TABLE, VIDEO_INDEX, index_dir
+from echo_pipeline.model_variants import CLIP_TABLE, VIDEO_INDEX, index_dir, read_record
 from echo_pipeline.storage import DataRoot
-from echo_pipeline.training import registry
 from test_embedding_assets import save_tiny_model, write_masked_clips, write_reports
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +109,7 @@ def assert_sound(store: DataRoot) -> dict:
     the embedded clip ids and the video index's vector count."""
     for table in store.path.glob("tables/*/part-*.parquet"):
         pq.read_table(table)  # raises on a half-written file
-    model_id = registry.read_record(store, "bpe").model_id
+    model_id = read_record(store, "bpe").model_id
     ids, vectors = EmbeddingStore(store, CLIP_TABLE, model_id).load_vectors()  # raises on a missing/short chunk
     assert len(ids) == vectors.shape[0] and len(set(ids)) == len(ids)
     directory = index_dir(store, VIDEO_INDEX, "bpe")
