@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from echo_pipeline import model_variants
 from echo_pipeline.devices import resolve_device
 from echo_pipeline.errors import EvaluationError
 from echo_pipeline.embeddings import (ClipEmbedder, ClipEmbeddings, ClipItem, EmbeddingStore, embed_reports,
                                       embed_texts)
+from echo_pipeline.evaluation.cohort import split_clips
 from echo_pipeline.evaluation.prompt_sets import Encoder
 from echo_pipeline.storage import DataRoot
 
@@ -49,6 +51,19 @@ def stored_clip_embeddings(data_root: DataRoot, model_id: str, partitions: Seque
     rows = rows.loc[np.asarray(clip_ids, dtype=object)[found]]
     return (found, store.gather(rows, "frames"), rows["n_frames"].to_numpy(np.int32),
             store.gather(rows, "vectors").astype(np.float32))
+
+
+def stored_split_clips(data_root: DataRoot, record: model_variants.ModelRecord, con, split: str
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """(clips, labels, clip vectors) of one split's clips that ``record``'s model embedded (`split_clips` rows,
+    row-aligned); EvaluationError naming the asset to materialise when it embedded none of them."""
+    clips, labels = split_clips(con, split)
+    parts = model_variants.variant_partitions(data_root, model_variants.CLIP_TABLE, record.variant) or None
+    found, _, _, vectors = stored_clip_embeddings(data_root, record.model_id, parts, clips["sop_instance_uid"].tolist())
+    if not found.any():
+        raise EvaluationError(f"no {split} clip has a stored embedding of model {record.model_id}; "
+                              f"materialise clip_embeddings[{record.variant}] first")
+    return clips[found].reset_index(drop=True), labels[found].reset_index(drop=True), vectors
 
 
 def stored_report_embeddings(data_root: DataRoot, model_id: str, partitions: Sequence[str] | None,
