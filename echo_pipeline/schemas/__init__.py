@@ -54,6 +54,10 @@ from echo_pipeline.schemas.evaluation import (  # noqa: F401
     EVAL_PATIENT_IDENTIFICATION,
     EVAL_SUMMARY,
 )
+from echo_pipeline.schemas.interpretation import (  # noqa: F401
+    EMBEDDING_UMAP,
+    PROMPT_SALIENCY,
+)
 from echo_pipeline.schemas.synth import (  # noqa: F401
     SYNTH_PATIENTS,
     SYNTH_STUDIES,
@@ -89,4 +93,6 @@ TABLES: dict[str, pa.Schema] = {
     "eval_regression": EVAL_REGRESSION,
     "eval_patient_identification": EVAL_PATIENT_IDENTIFICATION,
     "eval_summary": EVAL_SUMMARY,
+    "embedding_umap": EMBEDDING_UMAP,
+    "prompt_saliency": PROMPT_SALIENCY,
 }
