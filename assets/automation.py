@@ -28,7 +28,7 @@ NIGHTLY_CRON = "0 2 * * *"
 SENSOR_INTERVAL_S = 300  # a fingerprint lists the whole archive: keep it off the default 30 s tick
 
 ingestion_job = dg.define_asset_job(
-    "ingestion_job", selection=dg.AssetSelection.assets("dicom_instances", "ingest_quarantine"),
+    "ingestion_job", selection=dg.AssetSelection.assets("dicom_instances", "ingest_quarantine", "scan_skipped"),
     description="Ingest one shard of dicom_root (new or changed files only).",
 )
 reports_job = dg.define_asset_job(

@@ -1,9 +1,9 @@
 """Stage 1: DICOM ingestion, one run per shard of `dicom_root`.
 
-Every file of the shard ends as a row of `dicom_instances` or of `ingest_quarantine`. Re-running a shard
-reuses the previous rows of unchanged files, so a run with no new files finishes in seconds.
+Every file of the shard ends as a row of `dicom_instances` or of `ingest_quarantine`; every entry the scan
+does not ingest (symlink, FIFO, unlistable folder) is a row of `scan_skipped`. Re-running a shard reuses the
+previous rows of unchanged files, so a run with no new files finishes in seconds.
 """
-
 
 from collections import Counter
 
@@ -17,6 +17,7 @@ from resources import PipelineResource
 
 INSTANCES_DATASET = "dicom_instances_by_shard"
 QUARANTINE_DATASET = "ingest_quarantine_by_shard"
+SKIPPED_DATASET = "scan_skipped"
 
 
 @dg.multi_asset(
@@ -37,6 +38,14 @@ QUARANTINE_DATASET = "ingest_quarantine_by_shard"
             group_name="ingestion",
             code_version=ingest.CODE_VERSION,
         ),
+        dg.AssetSpec(
+            "scan_skipped",
+            deps=["dicom_root"],
+            description="One row per entry under dicom_root not ingested (symlink, special file, unlistable folder).",
+            kinds={"parquet", "duckdb"},
+            group_name="ingestion",
+            code_version=ingest.CODE_VERSION,
+        ),
     ],
     partitions_def=SHARDS,
 )
@@ -44,7 +53,8 @@ def ingested_dicom_shard(context: dg.AssetExecutionContext, pipeline: PipelineRe
     """Scan the shard's files, ingest the new or changed ones, rewrite the shard's two Parquet files."""
     shard = context.partition_key
     store = pipeline.store
-    files = ingest.scan_dicom_root(pipeline.settings.dicom_root, configured_shard_count()).get(shard, [])
+    scan = ingest.scan_archive(pipeline.settings.dicom_root, configured_shard_count())
+    files = scan.files.get(shard, [])
     previous = ingest.ShardTables.load(store, shard, INSTANCES_DATASET, QUARANTINE_DATASET)
     result = ingest.ingest_shard(
         pipeline.settings.dicom_root, files, previous,
@@ -53,12 +63,21 @@ def ingested_dicom_shard(context: dg.AssetExecutionContext, pipeline: PipelineRe
     )
     store.write_table(INSTANCES_DATASET, result.instances, shard, schema_name="dicom_instances")
     store.write_table(QUARANTINE_DATASET, result.quarantine, shard, schema_name="ingest_quarantine")
+    skipped = ingest.skipped_table(scan.skipped.get(shard, []), context.run.run_id, ingest.CODE_VERSION)
+    store.write_table(SKIPPED_DATASET, skipped, shard)
     publish_catalog(pipeline)
+    yield from _shard_results(shard, len(files), result, skipped, pipeline)
 
-    reasons = Counter(result.quarantine.column("reason").to_pylist())
+
+def _shard_results(shard: str, n_files: int, result, skipped, pipeline: PipelineResource):
+    """One MaterializeResult per table of the shard: row counts, reasons, a preview."""
     yield dg.MaterializeResult(asset_key="dicom_instances", metadata={
-        "shard": shard, "files_in_shard": len(files), "newly_processed": result.processed_count,
+        "shard": shard, "files_in_shard": n_files, "newly_processed": result.processed_count,
         "dicom_root": str(pipeline.settings.dicom_root), "dagster/row_count": result.instances.num_rows,
         "preview": preview(result.instances)})
+    reasons = Counter(result.quarantine.column("reason").to_pylist())
     yield dg.MaterializeResult(asset_key="ingest_quarantine", metadata={
         "shard": shard, "dagster/row_count": result.quarantine.num_rows, "reasons": counts_table(reasons, "reason")})
+    yield dg.MaterializeResult(asset_key="scan_skipped", metadata={
+        "shard": shard, "dagster/row_count": skipped.num_rows,
+        "reasons": counts_table(Counter(skipped.column("reason").to_pylist()), "reason")})

@@ -16,6 +16,7 @@ from echo_pipeline.masking import clips, inputs, qc_summary, sectors, truth_agre
 from resources import PipelineResource
 
 GROUP = "masking"
+CLIP_FAILURES_PARTITION = "masked_clips"  # mask_quarantine/part-<shard>-masked_clips.parquet
 
 
 class SectorMaskConfig(dg.Config):
@@ -80,7 +81,8 @@ def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfi
           code_version=masking.CODE_VERSION)
 def masked_clips(context: dg.AssetExecutionContext, config: MaskedClipConfig, pipeline: PipelineResource) -> dg.MaterializeResult:
     """Every frame of each masked A4C clip: sector only (exact zeros outside), cropped to its bounding square,
-    resized to size x size, uint8 RGB, one .npy (T, H, W, 3) per clip."""
+    resized to size x size, uint8 RGB, one .npy (T, H, W, 3) per clip. A clip that cannot be written becomes
+    a `mask_quarantine` row (reason clip_not_written), so every clip masked ends in one of the two tables."""
     shard, store = context.partition_key, pipeline.store
     jobs = inputs.read_clip_jobs(store, pipeline.settings.dicom_root, shard)
     result, failures = clips.masked_clip_table(
@@ -89,8 +91,11 @@ def masked_clips(context: dg.AssetExecutionContext, config: MaskedClipConfig, pi
         workers=config.workers, progress=lambda done, total: context.log.info(f"shard {shard}: {done}/{total} clips written"),
     )
     for failure in failures:
-        context.log.warning(f"masked clip not written: {failure.message}")
+        context.log.warning(f"masked clip not written (a mask_quarantine row): {failure.message}")
     store.write_table("masked_clips", result, shard)
+    # Its own partition file of mask_quarantine, so sector_mask_shard's rewrite of part-<shard> keeps it.
+    store.write_table("mask_quarantine", clips.failure_table(failures, context.run.run_id, masking.CODE_VERSION),
+                      f"{shard}-{CLIP_FAILURES_PARTITION}")
     publish_catalog(pipeline)
     frames = sum(result.column("frames").to_pylist())
     return dg.MaterializeResult(metadata={

@@ -5,7 +5,7 @@ import pyarrow.compute as pc
 
 from assets.publishing import preview, publish_catalog
 from echo_pipeline import tokenizers
-from echo_pipeline.tokenizers.inputs import read_reports_with_split
+from echo_pipeline.tokenizers.inputs import read_reports_with_split, read_reports_with_unknown_sentences
 from resources import PipelineResource
 
 GROUP = "tokenization"
@@ -63,6 +63,25 @@ def template_tokens(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     publish_catalog(pipeline)
     return dg.MaterializeResult(metadata={"dagster/row_count": table.num_rows,
                                           "preview": preview(table.drop_columns(["token_ids"]))})
+
+
+@dg.asset(deps=["reports", "template_tokens"], kinds={"parquet", "duckdb"}, group_name=GROUP,
+          code_version=tokenizers.CODE_VERSION)
+def template_unknown_sentences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """Sentences no template covers, as shapes (numbers, severities, dates, ids masked) with counts: what to look
+    at when adapting to a new hospital's reports (docs/tokenizers.md)."""
+    tokenizer = tokenizers.make_tokenizer("template", vocabulary_path(pipeline))
+    reports = read_reports_with_unknown_sentences(pipeline.store)
+    table = tokenizers.unknown_sentence_rows(tokenizer, reports.column("report_id").to_pylist(),
+                                             reports.column("report_text").to_pylist(),
+                                             run_id=context.run.run_id, code_version=tokenizers.CODE_VERSION)
+    pipeline.store.write_table("template_unknown_sentences", table)
+    publish_catalog(pipeline)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": table.num_rows,
+        "unknown_sentences": int(pc.sum(table.column("count")).as_py() or 0),
+        "top_20": preview(table.select(["shape", "count", "n_reports", "example_report_id"]), rows=20),
+    })
 
 
 @dg.asset(deps=["bpe_tokens", "template_tokens"], kinds={"parquet", "duckdb"}, group_name=GROUP,

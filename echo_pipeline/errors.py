@@ -55,3 +55,7 @@ class UpstreamNotMaterialisedError(EchoPipelineError):
 
 class TrainingDataError(EchoPipelineError):
     """The upstream tables yield nothing to train on (no train/validation clip with a linked report)."""
+
+
+class UnsafePathError(EchoPipelineError):
+    """A path derived from archive data would resolve outside the data root it must be written under."""

@@ -23,5 +23,6 @@ def shard_names(count: int) -> list[str]:
 
 def shard_of(key: str, count: int) -> str:
     """The shard of a stable key (a relative path, a UID): the same key always lands in the same shard."""
-    index = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % count
+    # surrogateescape: a path os.scandir decoded from non-UTF-8 bytes hashes as those bytes instead of raising.
+    index = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()[:8], "big") % count
     return shard_names(count)[index]

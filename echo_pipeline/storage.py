@@ -28,6 +28,7 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from echo_pipeline.safe_paths import contained, safe_join
 from echo_pipeline.schemas import TABLES
 
 UNPARTITIONED = "all"
@@ -53,10 +54,10 @@ class DataRoot:
         return self.path / "tables"
 
     def dataset_dir(self, dataset: str) -> Path:
-        return self.tables_dir / dataset
+        return safe_join(self.tables_dir, dataset)
 
     def partition_file(self, dataset: str, partition: str = UNPARTITIONED) -> Path:
-        return self.dataset_dir(dataset) / f"{PARTITION_PREFIX}{partition}{PARTITION_SUFFIX}"
+        return safe_join(self.dataset_dir(dataset), f"{PARTITION_PREFIX}{partition}{PARTITION_SUFFIX}")
 
     def partition_glob(self, dataset: str) -> Path:
         """A glob matching every partition file of ``dataset`` (what the catalog's views read)."""
@@ -78,7 +79,7 @@ class DataRoot:
         return Path(path).name.removeprefix(PARTITION_PREFIX).removesuffix(PARTITION_SUFFIX)
 
     def array_dir(self, stage: str) -> Path:
-        directory = self.path / "arrays" / stage
+        directory = safe_join(self.path, "arrays", stage)
         directory.mkdir(parents=True, exist_ok=True)
         return directory
 
@@ -86,7 +87,7 @@ class DataRoot:
         """Write one partition of a dataset atomically, cast to its declared schema."""
         schema = TABLES[schema_name or dataset]
         target = self.partition_file(dataset, partition)
-        with atomic_path(target) as tmp:
+        with atomic_path(target, root=self.path) as tmp:
             pq.write_table(conform(table, schema), tmp, compression="zstd")
         return target
 
@@ -127,9 +128,13 @@ def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 
 
 @contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it over ``target`` only if the block succeeds."""
-    target = Path(target)
+def atomic_path(target: Path, *, root: Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` only if the block succeeds.
+
+    With ``root``, ``target`` must resolve inside it (UnsafePathError otherwise, before any folder is made):
+    writers whose file names derive from archive data pass the data root.
+    """
+    target = Path(target) if root is None else contained(target, root)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)

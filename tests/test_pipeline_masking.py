@@ -87,3 +87,31 @@ def test_masking_assets_mask_every_a4c_clip_and_rerun_does_nothing(pipeline):
     assert all(metadata(r, "sector_masks")["newly_processed"] == 0 for r in again.values())
     with duckdb.connect(str(DataRoot(resource.data_root).catalog_path), read_only=True) as con:
         assert con.sql("SELECT * FROM masked_clips").to_arrow_table().sort_by("sop_instance_uid").equals(clips.sort_by("sop_instance_uid"))
+
+
+def test_a_clip_that_cannot_be_written_becomes_a_mask_quarantine_row(pipeline):
+    """Every clip that enters masking ends in masked_clips or mask_quarantine, also when writing it fails."""
+    resource, shards, a4c_count = pipeline
+    materialize_shards(resource, shards)  # no work when the test above ran first
+    store = DataRoot(resource.data_root)
+    with duckdb.connect(str(store.catalog_path), read_only=True) as con:
+        uid, shard, clip_path, mask_path = con.sql("""
+            SELECT m.sop_instance_uid, m.shard, m.clip_path, k.mask_path
+            FROM masked_clips m JOIN sector_masks k USING (sop_instance_uid) ORDER BY 1 LIMIT 1""").fetchall()[0]
+    mask_file, original = store.path / mask_path, (store.path / mask_path).read_bytes()
+    (store.path / clip_path).unlink()  # the clip is made again ...
+    mask_file.write_bytes(b"not a png")  # ... and its mask no longer reads
+    try:
+        assert dg.materialize([masked_clips], partition_key=shard, resources={"pipeline": resource},
+                              run_config={"ops": {"masked_clips": {"config": {"workers": 1, "size": 112}}}}).success
+        with duckdb.connect(str(store.catalog_path), read_only=True) as con:
+            failed = con.sql("SELECT sop_instance_uid, reason, message FROM mask_quarantine "
+                             "WHERE reason = 'clip_not_written'").fetchall()
+            total = con.sql("SELECT (SELECT count(*) FROM masked_clips) + (SELECT count(*) FROM mask_quarantine)").fetchall()[0][0]
+        assert [(u, r) for u, r, _ in failed] == [(uid, "clip_not_written")] and "MaskingError" in failed[0][2]
+        assert total == a4c_count
+    finally:
+        mask_file.write_bytes(original)
+    assert materialize_shards(resource, [shard])[shard].success
+    with duckdb.connect(str(store.catalog_path), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM mask_quarantine WHERE reason = 'clip_not_written'").fetchall() == [(0,)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,14 +17,20 @@ import pytest
 from pydicom.errors import InvalidDicomError
 
 from echo_pipeline.synth.cohort import generate_cohort
+from echo_pipeline.schemas import REPORT_LABEL_NAMES
 from echo_pipeline.synth.dicom_writer import US_MULTIFRAME, image_dataset
+from echo_pipeline.synth.house_style import HOUSE_STYLES, HouseStyleError, load_house_style
+from echo_pipeline.synth.physiology import SITES
 from echo_pipeline.synth.plan import plan_cohort
 from echo_pipeline.synth.render import lv_cavity_mask, render_clip
+from echo_pipeline.synth.report_text import render_report
 from echo_pipeline.synth.reports_csv import build_reports
 
 from conftest import SMALL_COHORT_PATIENTS, SMALL_COHORT_SEED
 
 VIEW_WORDS = ("A4C", "A2C", "PLAX", "PSAX", "SUBCOSTAL", "APICAL", "PARASTERNAL", "CHAMBER", "COLOR", "COLOUR")
+NEW_LABELS = ("impella", "atrial_fibrillation", "right_atrial_pressure", "normal_lv_wall_thickness",
+              "no_significant_valvular_disease")
 BROKEN = {"empty", "truncated", "not_dicom", "no_pixel_data", "duplicate", "non_image_object"}
 
 
@@ -263,3 +270,91 @@ def test_report_defects_and_physiology_have_realistic_rates():
     dilated = studies.lv_dilation != "none"
     assert dilated[studies.lvef < 40].mean() > dilated[studies.lvef >= 55].mean() + 0.4
     assert 1.7 < len(plan.studies) / 150 < 2.3 and 5 <= len(plan.tasks) / len(plan.studies) <= 6.5
+
+
+def test_each_site_writes_its_own_house_style(cohort):
+    """Both house styles occur in a small cohort; a patient stays at one site; a study's files name its site
+    (InstitutionName) and its report is written in that site's style."""
+    style_of = {site.institution_name: site.house_style for site in SITES}
+    studies = cohort["studies"].set_index("study_instance_uid")
+    assert (studies.house_style == studies.institution_name.map(style_of)).all()
+    assert (studies.groupby("patient_id").institution_name.nunique() == 1).all()
+    for row in cohort["clips"].groupby("study_instance_uid").head(1).itertuples():
+        ds = pydicom.dcmread(cohort["root"] / "dicom" / row.relative_path, stop_before_pixels=True)
+        assert ds.InstitutionName == studies.loc[row.study_instance_uid, "institution_name"]
+    csv = pd.read_csv(cohort["root"] / "reports.csv", dtype=str, keep_default_na=False).set_index("report_id")
+    truth = cohort["reports"].set_index("report_id")
+    assert set(truth.house_style) == set(HOUSE_STYLES)
+    linked = truth[~truth.is_orphan]
+    assert (linked.house_style == studies.loc[linked.study_instance_uid, "house_style"].to_numpy()).all()
+    for report_id, style in truth.house_style.items():
+        text = csv.loc[report_id, "report_text"]
+        words = re.sub(r"(?<=[0-9])(mmHg|mm|cm|mL/m2|m/s|kg|bpm)\b", "", text)  # glued units keep their case
+        capitals = style == "block_capitals"
+        assert (words == words.upper()) == capitals, report_id
+        summary, first_finding = ("CONCLUSIONS:", "\nLV:") if capitals else ("IMPRESSION:", "LEFT VENTRICLE:")
+        assert (text.index(summary) < text.index(first_finding)) == load_house_style(style)["impression_first"]
+
+
+def test_house_styles_share_every_phrase_key():
+    keys = {name: set(load_house_style(name).phrases) for name in HOUSE_STYLES}
+    assert all(k == keys[HOUSE_STYLES[0]] for k in keys.values()), keys
+    with pytest.raises(HouseStyleError, match="unknown house style 'gothic'"):
+        load_house_style("gothic")
+    with pytest.raises(HouseStyleError, match="no key 'sonnet'"):
+        load_house_style(HOUSE_STYLES[1])["sonnet"]
+
+
+@pytest.fixture(scope="module")
+def planned():
+    """A planned (not rendered) cohort of 150 patients and its reports: rates need more studies than pixels."""
+    plan = plan_cohort(150, 3)
+    csv, truth = build_reports(3, plan.patients, plan.studies)
+    return pd.DataFrame(plan.studies), csv, truth
+
+
+def test_later_findings_follow_the_anatomy(planned):
+    studies, _, truth = planned
+    assert 0.4 <= (truth.house_style == HOUSE_STYLES[0]).mean() <= 0.8  # the default style stays the majority
+    assert studies.impella.any() and studies.impella.mean() < 0.06 and (studies.lvef[studies.impella] < 35).all()
+    assert (studies.normal_lv_wall_thickness == (studies.lvh == "none")).all()
+    assert not studies.no_significant_valvular_disease[studies.tavr | studies.mitraclip].any()
+    assert 0.4 < studies.no_significant_valvular_disease.mean() < 0.9
+    assert (studies.right_atrial_pressure[studies.tamponade] == "significantly_elevated").all()
+    assert set(studies.right_atrial_pressure) == {"normal", "elevated", "significantly_elevated"}
+    high = studies.right_atrial_pressure != "normal"
+    assert high[studies.pasp > 50].mean() > high[studies.pasp < 35].mean() + 0.3
+    af = studies.atrial_fibrillation
+    assert 0.03 < af.mean() < 0.3 and af[studies.la_dilation.isin(["moderate", "severe"])].mean() > af[
+        studies.la_dilation == "none"].mean()
+
+
+def test_reports_state_only_the_truth_in_both_styles(planned):
+    """Every stated finding (other than the written LVEF/PASP numbers) is the study's truth; each new label is
+    stated in both styles, with both values of each boolean occurring."""
+    studies, _, truth = planned
+    merged = truth[~truth.is_orphan].merge(studies, on="study_instance_uid", suffixes=("_stated", ""))
+    for label in REPORT_LABEL_NAMES:
+        stated = merged[f"{label}_stated"]
+        if label not in ("lvef", "pasp"):
+            said = stated.notna()
+            assert (stated[said].astype(str) == merged.loc[said, label].astype(str)).all(), label
+    for style in HOUSE_STYLES:
+        mine = merged[merged.house_style_stated == style]
+        for label in NEW_LABELS:
+            assert mine[f"{label}_stated"].nunique() >= 2, (style, label)
+
+
+def test_hand_made_studies_get_the_later_findings_drawn_consistently():
+    study = {"study_instance_uid": "1.2.3", "accession_number": "1", "patient_id": "P1", "study_date": "2020-01-01",
+             "lvef": 25.0, "pasp": 60.0, "pacemaker": False, "tavr": True, "mitraclip": False,
+             "lv_dilation": "severe", "la_dilation": "none", "rv_dilation": "severe", "ra_dilation": "none",
+             "lvh": "mild", "effusion": "none", "tamponade": False}
+    for seed in range(30):
+        for style in HOUSE_STYLES:
+            text, stated = render_report(study, np.random.default_rng(seed), style)
+            assert (text, stated) == render_report(study, np.random.default_rng(seed), style)
+            assert stated["normal_lv_wall_thickness"] in (None, False)
+            assert stated["no_significant_valvular_disease"] in (None, False)  # a TAVR is valve disease
+    assert render_report(study, np.random.default_rng(1)) == render_report(study, np.random.default_rng(1),
+                                                                            HOUSE_STYLES[0])

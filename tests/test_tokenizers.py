@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from echo_pipeline.tokenizers import (
     template_token_rows,
     tokenizer_stats,
     training_snippet,
+    unknown_sentence_rows,
 )
 from echo_pipeline.tokenizers import layout as L
 from echo_pipeline.tokenizers.protocol import EvaluationTexts, ReportTokenizer, TextPolicy
@@ -392,3 +394,72 @@ def test_make_tokenizer_refuses_unknown_kinds():
         make_tokenizer("wordpiece")
     with pytest.raises(ValueError, match="vocabulary_path"):
         make_tokenizer("template")
+
+
+# --- sentences no template covers -----------------------------------------------------------------------------
+
+NOVEL = "The left ventricular apex holds a pedunculated thrombus measuring {} cm."
+NOVEL_SHAPE = "THE LEFT VENTRICULAR APEX HOLDS A PEDUNCULATED THROMBUS MEASURING <NUM> CM"
+
+
+def _with_novel_sentences(corpus) -> tuple[list[str], list[str]]:
+    """Held-out reports plus two that write a sentence no template covers (three times, other numbers)."""
+    held_out = [r for r in corpus if r["split"] == "test"]
+    ids = [r["report_id"] for r in held_out] + ["zz-b", "zz-a"]
+    texts = [r["text"] for r in held_out] + [NOVEL.format("1.2") + "\nLVEF 55%.",
+                                             NOVEL.format("2.4") + " " + NOVEL.format("0.9")]
+    return ids, texts
+
+
+def test_unknown_sentence_table_lists_uncovered_shapes_with_counts(corpus, tokenizer):
+    ids, texts = _with_novel_sentences(corpus)
+    table = unknown_sentence_rows(tokenizer, ids, texts, run_id="run", code_version="v")
+    assert table.schema == schemas.TABLES["template_unknown_sentences"]
+    rows = {r["shape"]: r for r in table.to_pylist()}
+    assert (rows[NOVEL_SHAPE]["count"], rows[NOVEL_SHAPE]["n_reports"]) == (3, 2)
+    assert rows[NOVEL_SHAPE]["example_report_id"] == "zz-a"  # the smallest id, whatever the input order
+    assert "LVEF <NUM>%" not in rows and not any(re.search(r"\b[0-9]", shape) for shape in rows)  # numbers masked
+    encoded = template_token_rows(tokenizer, ids, texts, run_id="run", code_version="v")
+    assert sum(table["count"].to_pylist()) == sum(encoded["n_unknown_sentences"].to_pylist())
+    counts = table["count"].to_pylist()
+    assert counts == sorted(counts, reverse=True)
+    assert set(table["vocabulary_id"].to_pylist()) == {tokenizer.vocabulary.vocabulary_id}
+
+
+def _declared(name: str, **columns) -> pa.Table:
+    """A table with the declared schema of ``name``: the given columns, "t" for lineage, nulls elsewhere."""
+    n = len(next(iter(columns.values())))
+    columns |= {"run_id": ["t"] * n, "code_version": ["t"] * n}
+    schema = schemas.TABLES[name]
+    return pa.table({f.name: columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema},
+                    schema=schema)
+
+
+def test_template_unknown_sentences_asset_publishes_the_table_and_top_shapes(corpus, tmp_path):
+    import dagster as dg
+
+    from assets.tokenization import template_tokens, template_unknown_sentences, template_vocabulary
+    from echo_pipeline import catalog
+    from echo_pipeline.storage import DataRoot
+    from resources import PipelineResource
+
+    store = DataRoot(tmp_path / "data")
+    ids, texts = [r["report_id"] for r in corpus] + ["zz-a"], [r["text"] for r in corpus] + [NOVEL.format("1.5")]
+    patients = [r["patient"] for r in corpus] + ["MRN-new"]
+    splits = [r["split"] for r in corpus] + ["test"]
+    store.write_table("reports", _declared("reports", report_id=ids, report_text=texts, source_row=range(len(ids)),
+                                           source_file=["r.csv"] * len(ids)))
+    store.write_table("report_links", _declared("report_links", report_id=ids, study_instance_uid=ids,
+                                                patient_key=patients, candidate_count=[1] * len(ids)))
+    store.write_table("splits", _declared("splits", study_instance_uid=ids, patient_key=patients, split=splits))
+    catalog.publish(store)
+    resource = PipelineResource(dicom_root=str(tmp_path / "dicom"), reports_path=str(tmp_path / "r.csv"),
+                                data_root=str(store.path))
+    result = dg.materialize([template_vocabulary, template_tokens, template_unknown_sentences],
+                            resources={"pipeline": resource})
+    assert result.success
+    [event] = result.asset_materializations_for_node("template_unknown_sentences")
+    table = catalog.open_reader(store).sql(
+        "SELECT shape, count, example_report_id FROM template_unknown_sentences").to_arrow_table().to_pylist()
+    assert {"shape": NOVEL_SHAPE, "count": 1, "example_report_id": "zz-a"} in table
+    assert NOVEL_SHAPE in event.metadata["top_20"].value and event.metadata["dagster/row_count"].value == len(table)

@@ -1,6 +1,7 @@
 """DICOM ingestion: scan the archive, classify every file, decode frames. No Dagster here.
 
-- `scan_dicom_root(dicom_root, n_shards)` lists every regular file by shard.
+- `scan_dicom_root(dicom_root, n_shards)` lists every regular file by shard; `scan_archive` also returns the
+  entries it skipped (symlinks, special files, unlistable folders: the `scan_skipped` table).
 - `ingest_shard(...)` classifies a shard's new or changed files into `dicom_instances` rows or
   `ingest_quarantine` rows (reason codes in `reasons.REASONS`) and de-duplicates within the shard;
   `merge_shards` applies the same de-duplication across shards.
@@ -10,17 +11,21 @@
 from echo_pipeline.ingest.classify import Classified, classify_file
 from echo_pipeline.ingest.decode import decode_frames, decode_path
 from echo_pipeline.ingest.reasons import REASONS
-from echo_pipeline.ingest.scan import ScannedFile, scan_dicom_root
+from echo_pipeline.ingest.scan import SKIP_REASONS, ArchiveScan, ScannedFile, SkippedEntry, scan_archive, scan_dicom_root, skipped_table
 from echo_pipeline.storage import file_sha256
 from echo_pipeline.ingest.shard import ShardTables, ingest_shard, merge_shards
 from echo_pipeline.ingest.decoders import decoder_for, supported_transfer_syntaxes
 
 #: Stage code version, recorded on every row; bump it when the rows ingestion writes change.
-CODE_VERSION = "ingest-1"
+CODE_VERSION = "ingest-2"  # 2: invalid_uid, decoded-size budget, unreadable_path
 
 __all__ = [
     "CODE_VERSION",
     "REASONS",
+    "SKIP_REASONS",
+    "ArchiveScan",
+    "SkippedEntry",
+    "scan_archive",
     "Classified",
     "ScannedFile",
     "ShardTables",
@@ -32,5 +37,6 @@ __all__ = [
     "ingest_shard",
     "merge_shards",
     "scan_dicom_root",
+    "skipped_table",
     "supported_transfer_syntaxes",
 ]

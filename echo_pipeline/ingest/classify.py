@@ -25,12 +25,14 @@ from pydicom.dataset import Dataset
 
 from echo_pipeline.errors import DicomDecodeError
 from echo_pipeline.ingest import reasons
+from echo_pipeline.ingest.budget import check_declared, check_inflated, configured_budget
 from echo_pipeline.ingest.decode import decode_frames
 from echo_pipeline.ingest.header import identifying_values, instance_fields, quiet_values, scrub, text
 from echo_pipeline.ingest.layout import check_pixel_data, pixel_layout
 from echo_pipeline.ingest.scan import ScannedFile
 from echo_pipeline.ingest.decoders import decoder_for
 from echo_pipeline.ingest.syntaxes import is_image_sop_class
+from echo_pipeline.ingest.uids import CHECKED_UIDS, shown, uid_problem
 
 #: Files above this size are quarantined unread (read whole into memory otherwise).
 MAX_FILE_BYTES = 4 * 1024**3
@@ -73,8 +75,12 @@ def classify_file(
     code_version: str,
     *,
     verify_decode: bool = True,
+    max_decoded_bytes: int | None = None,
 ) -> Classified:
-    """Read and validate ``dicom_root / scanned.relative_path``; every exception becomes a quarantine row."""
+    """Read and validate ``dicom_root / scanned.relative_path``; every exception becomes a quarantine row.
+
+    ``max_decoded_bytes`` is the decompressed-size budget (budget.py; None reads ECHO_PIPELINE_MAX_DECODED_MB).
+    """
     base = {
         "relative_path": scanned.relative_path,
         "file_size": scanned.size,
@@ -85,7 +91,11 @@ def classify_file(
         "code_version": code_version,
     }
     identifiers: list[str] = []
+    budget = configured_budget() if max_decoded_bytes is None else max_decoded_bytes
     try:
+        if scanned.unreadable_name:
+            message = "expected a UTF-8 path; found undecodable bytes (shown escaped in relative_path); rename it"
+            raise _Rejected(reasons.UNREADABLE_PATH, message)
         data = _read(Path(dicom_root) / scanned.relative_path, scanned.size)
         base["file_size"], base["file_sha256"] = len(data), hashlib.sha256(data).hexdigest()
         if not data:
@@ -93,9 +103,9 @@ def classify_file(
         # pydicom's remarks (charset fallbacks, odd values) say nothing the row does not; keep them off stderr.
         with quiet_values(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = _parse(data)
+            ds = _parse(data, budget)
             identifiers = identifying_values(ds)
-            return Classified(instance={**base, **_validate(ds, scanned.relative_path, key, verify_decode)})
+            return Classified(instance={**base, **_validate(ds, scanned.relative_path, key, verify_decode, budget)})
     except _Rejected as rejected:
         return _quarantine(
             base, rejected.reason, rejected.exception_type, rejected.message, rejected.sop_instance_uid, identifiers
@@ -111,6 +121,7 @@ def classify_file(
 def _quarantine(
     base: dict, reason: str, exception_type: str | None, message: str, sop: str | None, identifiers: list[str]
 ) -> Classified:
+    sop = None if sop is None or uid_problem(sop) else sop  # a hostile UID is reported in the message only
     row = {**base, "reason": reason, "exception_type": exception_type, "sop_instance_uid": sop, "duplicate_of": None}
     row["message"] = scrub(message, identifiers)[:_MESSAGE_CHARS]
     return Classified(quarantine=row)
@@ -127,8 +138,9 @@ def _read(path: Path, size: int) -> bytes:
     return data
 
 
-def _parse(data: bytes) -> Dataset:
-    """The parsed data set, or _Rejected: not DICOM, no file meta, unreadable, or truncated."""
+def _parse(data: bytes, budget: int) -> Dataset:
+    """The parsed data set, or _Rejected: not DICOM, no file meta, too large once inflated, unreadable, or
+    truncated."""
     if data[128:132] != b"DICM":
         if _looks_like_raw_dataset(data):
             raise _Rejected(
@@ -138,6 +150,10 @@ def _parse(data: bytes) -> Dataset:
             )
         found = f"{_describe(data)} of {len(data)} bytes"
         raise _Rejected(reasons.NOT_DICOM, f"expected 'DICM' at byte 128 (DICOM Part 10); found {found}")
+    try:
+        check_inflated(data, budget)  # before pydicom inflates a deflated data set whole
+    except DicomDecodeError as exc:
+        raise _Rejected(exc.reason, str(exc)) from exc
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -185,7 +201,7 @@ def _check_complete(ds: Dataset, warning_messages: list[str], size: int) -> None
         )
 
 
-def _validate(ds: Dataset, name: str, key: bytes, verify_decode: bool) -> dict[str, Any]:
+def _validate(ds: Dataset, name: str, key: bytes, verify_decode: bool, budget: int) -> dict[str, Any]:
     """The header-derived instance columns, after every check has passed."""
     # A DICOMDIR or a stripped object may only name its class in the file meta.
     sop_class = text(ds, "SOPClassUID") or text(getattr(ds, "file_meta", Dataset()), "MediaStorageSOPClassUID")
@@ -200,11 +216,17 @@ def _validate(ds: Dataset, name: str, key: bytes, verify_decode: bool) -> dict[s
         )
     if sop is None:
         raise _Rejected(reasons.MISSING_ATTRIBUTE, "expected (0008,0018) SOPInstanceUID; found none")
+    for keyword in CHECKED_UIDS:  # UIDs key every table and (hashed) every file name downstream
+        value = text(ds, keyword)
+        problem = uid_problem(value) if value is not None else None
+        if problem:
+            raise _Rejected(reasons.INVALID_UID, f"expected {keyword} to be a DICOM UID; found {shown(value)}: {problem}")
     if "PixelData" not in ds:
         message = f"expected (7FE0,0010) Pixel Data in a {pydicom.uid.UID(sop_class).name}; found none"
         raise _Rejected(reasons.NO_PIXEL_DATA, message, sop_instance_uid=sop)
     try:
         layout = pixel_layout(ds, name)
+        check_declared(layout.rows, layout.columns, layout.frames, layout.samples_per_pixel, layout.bits_allocated, budget)
         if decoder_for(layout.transfer_syntax) is None:
             raise DicomDecodeError(
                 f"expected a transfer syntax with an installed decoder; found {layout.transfer_syntax} "

@@ -1,7 +1,12 @@
 """Per clip: decode every frame, crop, resize and mask it into a `.npy` clip; make the masked_clips row.
 
 `preprocess_clip` is the unit of work a worker process runs; `masked_clip_table` runs it over a shard's
-masked clips and returns the `masked_clips` table, reusing rows of clips already done.
+masked clips and returns the `masked_clips` table, reusing rows of clips already done. A clip that cannot be
+written is a `ClipFailure`, and `failure_table` turns failures into `mask_quarantine` rows (reason
+`clip_not_written`): every clip that enters masking ends in `masked_clips` or `mask_quarantine`.
+
+Clip files are named by a hash of the SOP Instance UID (`safe_paths.uid_file_stem`), never the UID itself;
+the row's `clip_path` is how a table finds the file.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pydicom
 
-from echo_pipeline.errors import DicomDecodeError, MaskingError
+from echo_pipeline.errors import MaskingError
 from echo_pipeline.ingest.decode import decode_frames
 from echo_pipeline.masking import clip_store
 from echo_pipeline.masking.parallel import map_clips
@@ -25,9 +30,11 @@ from echo_pipeline.masking.preprocess import (
     plan_crop,
 )
 from echo_pipeline.masking.sectors import load_mask
-from echo_pipeline.schemas import MASKED_CLIPS
+from echo_pipeline.safe_paths import contained, uid_file_stem
+from echo_pipeline.schemas import MASK_QUARANTINE, MASKED_CLIPS
 from echo_pipeline.storage import rows_to_table
 
+CLIP_NOT_WRITTEN = "clip_not_written"  # the mask_quarantine reason of a ClipFailure
 #: Frames decoded at once: bounds memory for long, large clips (64 x 1024 x 768 x 3 ≈ 150 MB).
 CHUNK_FRAMES = 64
 
@@ -51,12 +58,19 @@ class ClipFailure:
 
     sop_instance_uid: str
     message: str
+    file_sha256: str
+    shard: str
+
+    def quarantine_row(self, run_id: str, code_version: str) -> dict:
+        return {"sop_instance_uid": self.sop_instance_uid, "file_sha256": self.file_sha256, "shard": self.shard,
+                "reason": CLIP_NOT_WRITTEN, "message": self.message, "method": None, "area_fraction": None,
+                "run_id": run_id, "code_version": code_version}
 
 
 def preprocess_clip(job: ClipJob, *, clip_dir: Path, data_root: Path, size: int, run_id: str, code_version: str) -> dict | ClipFailure:
     """Write the masked clip of ``job`` and return its masked_clips row, or a ClipFailure (no file left)."""
-    target = clip_dir / f"{job.sop_instance_uid}{clip_store.SUFFIX}"
     try:
+        target = contained(clip_dir / f"{uid_file_stem(job.sop_instance_uid)}{clip_store.SUFFIX}", data_root)
         ds = pydicom.dcmread(job.path)
         mask = load_mask(job.mask_path)
         rows, cols, frames = int(ds.Rows), int(ds.Columns), int(getattr(ds, "NumberOfFrames", 1) or 1)
@@ -70,8 +84,8 @@ def preprocess_clip(job: ClipJob, *, clip_dir: Path, data_root: Path, size: int,
             for start in range(0, frames, CHUNK_FRAMES):
                 stop = min(start + CHUNK_FRAMES, frames)
                 apply_plan(decode_frames(ds, range(start, stop), scale=scale), plan, out[start:stop])
-    except (DicomDecodeError, MaskingError, OSError) as error:
-        return ClipFailure(job.sop_instance_uid, f"{job.path}: {error}")
+    except Exception as error:  # one bad clip never stops the shard: it becomes a mask_quarantine row
+        return ClipFailure(job.sop_instance_uid, f"{job.path}: {type(error).__name__}: {error}", job.file_sha256, job.shard)
     qx, qy, side = plan.square
     return {
         "sop_instance_uid": job.sop_instance_uid, "file_sha256": job.file_sha256, "shard": job.shard,
@@ -105,3 +119,9 @@ def masked_clip_table(
         if progress is not None and (done % 25 == 0 or done == len(todo)):
             progress(done, len(todo))
     return rows_to_table(sorted(rows, key=lambda r: r["sop_instance_uid"]), MASKED_CLIPS), failures
+
+
+def failure_table(failures: list[ClipFailure], run_id: str, code_version: str) -> pa.Table:
+    """`mask_quarantine` rows (reason `clip_not_written`) for clips whose masked clip could not be written."""
+    rows = sorted((f.quarantine_row(run_id, code_version) for f in failures), key=lambda r: r["sop_instance_uid"])
+    return rows_to_table(rows, MASK_QUARANTINE)

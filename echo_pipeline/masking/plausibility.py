@@ -47,6 +47,8 @@ REASONS: dict[str, str] = {
     "opening_out_of_range": f"the fan's opening angle is outside {OPENING_DEG[0]:.0f}-{OPENING_DEG[1]:.0f} degrees",
     "asymmetric": f"the fan's axis leans more than {MAX_TILT_DEG:.0f} degrees from vertical",
     "methods_disagree": f"the region tags and the pixels give sectors with IoU below {MIN_AGREEMENT}",
+    # Written by the masked_clips asset (masking/clips.py), in mask_quarantine's partition <shard>-masked_clips.
+    "clip_not_written": "the sector mask was kept but the masked clip could not be written (decode or write error)",
 }
 
 

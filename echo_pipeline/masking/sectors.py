@@ -1,7 +1,8 @@
 """Per clip: find the sector (region tags and pixels), judge it, save the mask PNG, make the table row.
 
 `find_sector` is the unit of work a worker process runs; `sector_tables` runs it over a shard's clips and
-returns the `sector_masks` and `mask_quarantine` tables, reusing rows of clips already done.
+returns the `sector_masks` and `mask_quarantine` tables, reusing rows of clips already done. Mask files are
+named by a hash of the SOP Instance UID (`safe_paths.uid_file_stem`), never the UID; `mask_path` finds them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from echo_pipeline.masking.from_pixels import (
 from echo_pipeline.masking.geometry import Fan, bbox, iou
 from echo_pipeline.masking.parallel import map_clips
 from echo_pipeline.masking.regions import RegionBox, sector_from_regions
+from echo_pipeline.safe_paths import contained, uid_file_stem
 from echo_pipeline.schemas import MASK_QUARANTINE, SECTOR_MASKS
 from echo_pipeline.storage import atomic_path, rows_to_table
 
@@ -148,7 +150,7 @@ def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: 
     method = region.how if region is not None and region.how in plausible else PIXELS  # tags first
     found, result = candidates[method][0], outcome()
     mask = result.method_mask(method, rows, cols)
-    mask_file = mask_dir / f"{source.sop_instance_uid}.png"
+    mask_file = contained(mask_dir / f"{uid_file_stem(source.sop_instance_uid)}.png", data_root)
     save_mask(mask_file, mask)
     x0, y0, x1, y1 = bbox(mask)
     fan = fans[method]

@@ -2,9 +2,11 @@
 
 Contract (docs/reports.md): a `report_text` column plus at least one linking key column among
 `accession_number`, `study_instance_uid`, or both `patient_id` and `study_date`; `report_id` is optional.
-Column names are matched after stripping spaces and lower-casing. A missing or unreadable file, or a missing
-column, is a broken contract and raises InputContractError. A bad *row* never stops the stage: it is
-quarantined with a reason code and the other rows continue.
+Column names are matched after stripping spaces and lower-casing; two names that match the same one are a
+broken contract, as are a missing or unreadable file and a missing column (InputContractError). A bad *row*
+never stops the stage: it is quarantined with a reason code and the other rows continue. CSV files are read
+record by record (csv_records.py), so a malformed row, an unclosed quote or a repeated header row costs that
+row only.
 
 Raw patient ids and accession numbers are replaced here by keyed hashes (`echo_pipeline.privacy`), so no table
 downstream of this module ever holds them. Report text is kept as written (the model trains on it), except
@@ -23,6 +25,8 @@ import pyarrow as pa
 
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.privacy import pseudonymise
+from echo_pipeline.reports.csv_records import REASONS as CSV_REASONS
+from echo_pipeline.reports.csv_records import CsvHeaderError, read_csv_records
 from echo_pipeline.schemas import REPORT_QUARANTINE, REPORTS
 
 TEXT_COLUMN = "report_text"
@@ -35,6 +39,7 @@ QUARANTINE_REASONS = {
     "no_link_key": "no accession number, no study instance UID and not both patient id and study date",
     "duplicate_report": "byte-identical copy of an earlier row (the first copy is kept)",
     "conflicting_report_id": "report_id shared by rows with different content (all such rows are quarantined)",
+    **CSV_REASONS,
 }
 _MRN_FIELD = re.compile(r"\b(MRN|medical record (?:number|no\.?))(\s*[:#]?\s*)[A-Z0-9-]+", re.IGNORECASE)
 _HOW_TO_FIX = "fix the reports file or point --reports / ECHO_PIPELINE_REPORTS at the right one"
@@ -48,10 +53,12 @@ def read_reports(path: Path, key: bytes, *, run_id: str, code_version: str) -> t
     required columns.
     """
     path = Path(path)
-    frame = _load(path)
-    _check_columns(frame, path)
-    kept, quarantined = [], []
-    for source_row, row in enumerate(frame.to_dict("records")):
+    columns, rows, rejected = _load(path)
+    _check_columns(columns, path)
+    kept = []
+    quarantined = [{"source_file": path.name, "source_row": r["source_row"], "report_id": None, "reason": r["reason"],
+                    "message": f"{path.name} {r['message']}"} for r in rejected]
+    for source_row, row in rows:
         parsed = _parse_row(row, source_row, path.name, key)
         (quarantined if "reason" in parsed else kept).append(parsed)
     kept, duplicates = _resolve_duplicate_ids(kept)
@@ -70,7 +77,8 @@ def derived_report_id(report_text: str, source_row: int) -> str:
     return "rpt_" + hashlib.sha256(f"{source_row}\x1f{report_text}".encode()).hexdigest()[:20]
 
 
-def _load(path: Path) -> pd.DataFrame:
+def _load(path: Path) -> tuple[list[str], list[tuple[int, dict]], list[dict]]:
+    """(normalised column names, (source_row, row by normalised name) per row, rows rejected while reading)."""
     if not path.exists():
         raise InputContractError(f"reports {path}: does not exist; {_HOW_TO_FIX}")
     if not path.is_file():
@@ -79,24 +87,41 @@ def _load(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".csv":
             # Everything as text: ids such as "000123" must not lose their leading zeros to type inference.
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-        elif suffix in (".parquet", ".pq"):
+            records = read_csv_records(path)
+            columns = _normalised_columns(records.header, path)
+            rows = [(source_row, dict(zip(columns, values))) for source_row, values in records.rows]
+            return columns, rows, records.rejected
+        if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
             raise InputContractError(f"reports {path}: unsupported extension {path.suffix!r}; provide .csv or .parquet")
     except InputContractError:
         raise
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, pa.ArrowException) as exc:
+    except (CsvHeaderError, OSError, ValueError, pa.ArrowException) as exc:
         raise InputContractError(
             f"reports {path}: cannot be read as {suffix.lstrip('.')} ({type(exc).__name__}: {exc}); "
             f"check that it is a UTF-8 CSV with a header row or a valid Parquet file; {_HOW_TO_FIX}"
         ) from exc
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    return frame
+    columns = _normalised_columns([str(c) for c in frame.columns], path)
+    return columns, list(enumerate(dict(zip(columns, row.values())) for row in frame.to_dict("records"))), []
 
 
-def _check_columns(frame: pd.DataFrame, path: Path) -> None:
-    columns = set(frame.columns)
+def _normalised_columns(names: list[str], path: Path) -> list[str]:
+    """Column names stripped and lower-cased; InputContractError when two of them become one."""
+    seen: dict[str, str] = {}
+    for name in names:
+        normal = name.strip().lower()
+        if normal in seen:
+            raise InputContractError(
+                f"reports {path}: columns {seen[normal]!r} and {name!r} both read as {normal!r} (names are matched "
+                "without case and surrounding spaces); rename or drop one of them"
+            )
+        seen[normal] = name
+    return list(seen)
+
+
+def _check_columns(columns: list[str], path: Path) -> None:
+    columns = set(columns)
     if TEXT_COLUMN not in columns:
         raise InputContractError(
             f"reports {path}: no '{TEXT_COLUMN}' column (found {sorted(columns)}); add the report text column "

@@ -2,7 +2,7 @@
 
 Stage outputs are Parquet files written with these schemas; the DuckDB catalog exposes them under the same
 names. `docs/tables.md` documents the same columns for users: change both together. Modules: `lineage`
-(run_id, code_version), `ingest`, `views`, `masking`, `reports`, `tokenizers`, `embeddings`, `evaluation`,
+(run_id, code_version), `ingest`, `views`, `masking`, `reports`, `tokenizers`, `embeddings`, `studies`, `evaluation`,
 `synth` (the synthetic cohort's truth tables). Import schemas from here (`from echo_pipeline.schemas import X`).
 """
 
@@ -17,6 +17,7 @@ from echo_pipeline.schemas.lineage import (  # noqa: F401
 from echo_pipeline.schemas.ingest import (  # noqa: F401
     DICOM_INSTANCES,
     INGEST_QUARANTINE,
+    SCAN_SKIPPED,
 )
 from echo_pipeline.schemas.reports import (  # noqa: F401
     REPORTS,
@@ -30,6 +31,7 @@ from echo_pipeline.schemas.reports import (  # noqa: F401
 from echo_pipeline.schemas.tokenizers import (  # noqa: F401
     BPE_TOKENS,
     TEMPLATE_TOKENS,
+    TEMPLATE_UNKNOWN_SENTENCES,
     TOKENIZER_STATS,
 )
 from echo_pipeline.schemas.masking import (  # noqa: F401
@@ -46,6 +48,9 @@ from echo_pipeline.schemas.views import (  # noqa: F401
 from echo_pipeline.schemas.embeddings import (  # noqa: F401
     CLIP_EMBEDDINGS,
     REPORT_EMBEDDINGS,
+)
+from echo_pipeline.schemas.studies import (  # noqa: F401
+    STUDY_EMBEDDINGS,
 )
 from echo_pipeline.schemas.evaluation import (  # noqa: F401
     EVAL_RETRIEVAL,
@@ -71,6 +76,7 @@ from echo_pipeline.schemas.synth import (  # noqa: F401
 TABLES: dict[str, pa.Schema] = {
     "dicom_instances": DICOM_INSTANCES,
     "ingest_quarantine": INGEST_QUARANTINE,
+    "scan_skipped": SCAN_SKIPPED,
     "reports": REPORTS,
     "report_quarantine": REPORT_QUARANTINE,
     "report_links": REPORT_LINKS,
@@ -79,8 +85,10 @@ TABLES: dict[str, pa.Schema] = {
     "splits": SPLITS,
     "clip_embeddings": CLIP_EMBEDDINGS,
     "report_embeddings": REPORT_EMBEDDINGS,
+    "study_embeddings": STUDY_EMBEDDINGS,
     "bpe_tokens": BPE_TOKENS,
     "template_tokens": TEMPLATE_TOKENS,
+    "template_unknown_sentences": TEMPLATE_UNKNOWN_SENTENCES,
     "tokenizer_stats": TOKENIZER_STATS,
     "sector_masks": SECTOR_MASKS,
     "mask_quarantine": MASK_QUARANTINE,

@@ -58,3 +58,15 @@ INGEST_QUARANTINE = pa.schema(
         CODE_VERSION,
     ]
 )
+
+#: Entries under dicom_root the scan did not ingest (echo_pipeline.ingest.scan.SKIP_REASONS), one row each.
+SCAN_SKIPPED = pa.schema(
+    [
+        pa.field("relative_path", pa.string(), nullable=False),  # as in ingest_quarantine
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),  # symlink | special_file | unlistable_folder | unreadable_entry
+        pa.field("detail", pa.string()),  # e.g. FIFO, or the operating system's error
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)

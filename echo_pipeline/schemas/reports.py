@@ -59,9 +59,12 @@ STUDIES_WITHOUT_REPORT = pa.schema(
 )
 
 REPORT_LABEL_NAMES = ("lvef", "pasp", "pacemaker", "tavr", "mitraclip", "lv_dilation", "la_dilation",
-                      "rv_dilation", "ra_dilation", "lvh", "effusion", "tamponade")
+                      "rv_dilation", "ra_dilation", "lvh", "effusion", "tamponade", "impella", "atrial_fibrillation",
+                      "right_atrial_pressure", "normal_lv_wall_thickness", "no_significant_valvular_disease")
 _LABEL_TYPES = {"lvef": pa.float64(), "pasp": pa.float64(), "pacemaker": pa.bool_(), "tavr": pa.bool_(),
-                "mitraclip": pa.bool_(), "tamponade": pa.bool_()}  # the rest are severity words (strings)
+                "mitraclip": pa.bool_(), "tamponade": pa.bool_(), "impella": pa.bool_(),
+                "atrial_fibrillation": pa.bool_(), "normal_lv_wall_thickness": pa.bool_(),
+                "no_significant_valvular_disease": pa.bool_()}  # the rest are words (severity; RA pressure level)
 REPORT_LABELS = pa.schema(
     [
         pa.field("report_id", pa.string(), nullable=False),

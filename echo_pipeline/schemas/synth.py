@@ -28,6 +28,8 @@ SYNTH_STUDIES = pa.schema(
     + [
         pa.field("heart_rate", pa.float64(), nullable=False),  # bpm, drives the drawn cycle and the ECG
         pa.field("manufacturer", pa.string(), nullable=False),
+        pa.field("institution_name", pa.string(), nullable=False),  # the site (DICOM InstitutionName)
+        pa.field("house_style", pa.string(), nullable=False),  # the site's report style (synth/house_styles)
     ]
 )
 
@@ -64,6 +66,7 @@ SYNTH_REPORTS = pa.schema(
         pa.field("study_instance_uid", pa.string()),  # the true study; null for orphan reports
         pa.field("is_orphan", pa.bool_(), nullable=False),
         pa.field("link_defect", pa.string(), nullable=False),  # none | no_accession | patient_date_only | date_off | orphan
+        pa.field("house_style", pa.string(), nullable=False),  # the phrasing the text was written in
     ]
     + [pa.field(name, _LABEL_TYPES.get(name, pa.string())) for name in REPORT_LABEL_NAMES]  # null = not stated
 )

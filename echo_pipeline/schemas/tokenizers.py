@@ -31,6 +31,18 @@ TEMPLATE_TOKENS = pa.schema(
     ]
 )
 
+TEMPLATE_UNKNOWN_SENTENCES = pa.schema(
+    [
+        pa.field("shape", pa.string(), nullable=False),  # normalised sentence, <NUM> <SEV> [DATE] [ID] masked
+        pa.field("count", pa.int64(), nullable=False),  # sentences of this shape encoded as UNK_SENTENCE
+        pa.field("n_reports", pa.int64(), nullable=False),  # reports holding at least one
+        pa.field("example_report_id", pa.string(), nullable=False),  # the smallest such report_id
+        pa.field("vocabulary_id", pa.string(), nullable=False),  # the vocabulary that does not cover it
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
 TOKENIZER_STATS = pa.schema(
     [
         pa.field("tokenizer", pa.string(), nullable=False),  # bpe | template

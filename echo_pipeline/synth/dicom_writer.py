@@ -58,7 +58,7 @@ def base_dataset(header: dict, sop_class: UID, transfer_syntax: UID) -> Dataset:
     ds.AccessionNumber = header["accession_number"]
     ds.Modality = "US" if sop_class == US_MULTIFRAME else "SR"
     ds.Manufacturer = header["manufacturer"]
-    ds.InstitutionName = "Synthetic Heart Institute"
+    ds.InstitutionName = header["institution_name"]
     ds.ReferringPhysicianName = "REFERRER^SYNTHETIC"
     ds.StationName = header["station_name"]
     ds.ManufacturerModelName = header["model"]

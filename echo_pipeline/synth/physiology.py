@@ -4,7 +4,8 @@ Everything is drawn from numpy Generators keyed by (seed, what, index), so patie
 the cohort has 20 or 120 patients, and clips can be rendered in any order or process with identical bytes.
 Clinical distributions are rough but realistic in shape: mostly normal LVEF with a reduced tail, low LVEF
 pulls LV dilation and PASP up, high PASP pulls the right heart up, devices are rare, tamponade only occurs
-with a moderate or large effusion.
+with a moderate or large effusion. Each patient is seen at one site (`SITES`), whose house style writes the
+reports.
 """
 
 from __future__ import annotations
@@ -52,6 +53,22 @@ VENDORS = (
     Vendor("Echolux", "EL-5c", 256, 320, 37.0, 18, 0.5, ("FrameTime", "RecommendedDisplayFrameRate"),
            False, "ODD", 92, (0.95, 1.0, 1.0), False),
 )
+
+@dataclass(frozen=True)
+class Site:
+    """A fake hospital: the InstitutionName its files carry and the house style its reports are written in."""
+
+    institution_name: str
+    house_style: str  # a file stem under synth/house_styles/
+
+
+SITES = (Site("Synthetic Heart Institute", "narrative"), Site("Northfield Cardiac Centre", "block_capitals"))
+_SITE_WEIGHTS = (0.6, 0.4)  # the default (narrative) style stays the majority of reports
+RIGHT_ATRIAL_PRESSURES = {"normal": 3, "elevated": 8, "significantly_elevated": 15}  # level -> mmHg (ASE)
+VALVE_LESIONS = ("mitral_regurgitation", "tricuspid_regurgitation", "aortic_regurgitation", "aortic_stenosis")
+#: Study keys drawn by `sample_findings` (the five later labels plus the drawing-only valve lesion).
+FINDING_KEYS = ("impella", "atrial_fibrillation", "right_atrial_pressure", "normal_lv_wall_thickness",
+                "no_significant_valvular_disease", "valve_lesion")
 
 _FIRST_NAMES = {
     "F": ("ANNA", "MARIA", "JANE", "LINDA", "SOFIA", "EMMA", "GRACE", "HELEN", "NORA", "RUTH", "ELENA", "MEI"),
@@ -111,7 +128,8 @@ def _graded(rng: np.random.Generator, p: list[float]) -> str:
 
 
 def sample_study(seed: int, patient: dict, j: int, study_date: dt.date) -> dict:
-    """Study ``j`` of a patient: a row of studies.parquet plus drawing-only fields (heart_rate, vendor)."""
+    """Study ``j`` of a patient: a row of studies.parquet plus drawing-only fields (vendor, study_time,
+    valve_lesion)."""
     rng = child_rng(seed, "study", patient["index"], j)
     global_index = patient["index"] * 3 + j  # at most three studies per patient
     lvef = float(np.clip(patient["base_lvef"] + rng.normal(0, 3), 15, 75))
@@ -133,7 +151,7 @@ def sample_study(seed: int, patient: dict, j: int, study_date: dt.date) -> dict:
     lvh_index = min(3, patient["lvh_index"] + int(device["tavr"] and rng.random() < 0.5))
     effusion = EFFUSIONS[int(rng.choice(4, p=[0.78, 0.12, 0.06, 0.04]))]
     tamponade = bool(effusion in ("moderate", "large") and rng.random() < (0.12 if effusion == "moderate" else 0.35))
-    return {
+    study = {
         "study_instance_uid": uid(seed, "study", patient["index"], j),
         "accession_number": accession_number(seed, global_index),
         "patient_id": patient["patient_id"],
@@ -155,6 +173,40 @@ def sample_study(seed: int, patient: dict, j: int, study_date: dt.date) -> dict:
         "vendor": int(rng.choice(len(VENDORS), p=[0.45, 0.3, 0.25])),
         "study_time": f"{int(rng.integers(7, 18)):02d}{int(rng.integers(0, 60)):02d}{int(rng.integers(0, 60)):02d}",
     }
+    site = patient_site(seed, patient["index"])
+    study |= {"institution_name": site.institution_name, "house_style": site.house_style}
+    # Later findings come from their own generator, so the draws above (and every pixel) stay as they were.
+    return study | sample_findings(child_rng(seed, "findings", patient["index"], j), study)
+
+
+def patient_site(seed: int, index: int) -> Site:
+    """The site a patient is scanned and reported at. Patients 0 and 1 go to the first two sites, so every
+    cohort of two or more patients has both house styles; the others draw 60 / 40."""
+    if index < len(SITES):
+        return SITES[index]
+    return SITES[int(child_rng(seed, "site", index).choice(len(SITES), p=_SITE_WEIGHTS))]
+
+
+def sample_findings(rng: np.random.Generator, study: dict) -> dict:
+    """The findings of the paper's later tasks, consistent with the study's anatomy and physiology: Impella only
+    with a poor LVEF; atrial fibrillation likelier with a dilated LA; the right atrial pressure (its IVC) rising
+    with tamponade, a dilated right heart or a high PASP; normal wall thickness = no LVH; significant valve
+    disease = a moderate or severe lesion or a valve device."""
+    impella = bool(study["lvef"] < 35 and rng.random() < 0.25)
+    la_index = SEVERITIES.index(study["la_dilation"])
+    atrial_fibrillation = bool(rng.random() < 0.06 + 0.08 * la_index + 0.05 * study["mitraclip"])
+    congested = study["ra_dilation"] in ("moderate", "severe") or study["rv_dilation"] in ("moderate", "severe")
+    weights = [0.25, 0.45, 0.3] if congested or study["pasp"] > 50 else [0.8, 0.17, 0.03]
+    rap = "significantly_elevated" if study["tamponade"] else _weighted(rng, dict(zip(RIGHT_ATRIAL_PRESSURES, weights)))
+    lesion = None
+    if rng.random() < 0.12 + 0.15 * (la_index >= 2) + 0.1 * (study["lvef"] < 40):
+        candidates = [v for v in VALVE_LESIONS if not (study["tavr"] and v.startswith("aortic"))
+                      and not (study["mitraclip"] and v.startswith("mitral"))]
+        lesion = f"{candidates[int(rng.integers(len(candidates)))]}:{'severe' if rng.random() < 0.25 else 'moderate'}"
+    return {"impella": impella, "atrial_fibrillation": atrial_fibrillation, "right_atrial_pressure": rap,
+            "normal_lv_wall_thickness": study["lvh"] == "none",
+            "no_significant_valvular_disease": lesion is None and not study["tavr"] and not study["mitraclip"],
+            "valve_lesion": lesion}
 
 
 def accession_number(seed: int, global_index: int) -> str:

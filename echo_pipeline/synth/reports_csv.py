@@ -4,7 +4,8 @@ Defects (per report of a cohort study): ~7% blank accession number (study UID an
 ~5% only patient id + study date, ~3% only patient id + a study date one day off (the patient's other studies
 are months away, so a +-1 day window finds exactly one study). About 5% of the rows are orphans: reports of
 studies that are not in the archive (known or unknown patients, dates far from any of their studies). Studies
-with ``has_report`` False (~5%) get no row. The report text comes from report_text.render_report.
+with ``has_report`` False (~5%) get no row. The report text comes from report_text.render_report, in the house
+style of the study's site.
 """
 
 from __future__ import annotations
@@ -65,13 +66,14 @@ def build_reports(seed: int, patients: list[dict], studies: list[dict]) -> tuple
     orphans = _orphan_studies(seed, patients, max(1, round(0.05 * len(reported))))
     rows, truth = [], []
     for study, is_orphan in [(s, False) for s in reported] + [(s, True) for s in orphans]:
-        text, stated = render_report(study, child_rng(seed, "report", study["study_instance_uid"]))
+        text, stated = render_report(study, child_rng(seed, "report", study["study_instance_uid"]),
+                                     study["house_style"])
         draw = rng.random()
         defect = ("orphan" if is_orphan else "no_accession" if draw < 0.07 else "patient_date_only" if draw < 0.12
                   else "date_off" if draw < 0.15 else "none")
         rows.append(_row(study, text, defect, rng))
         truth.append({"study_instance_uid": None if is_orphan else study["study_instance_uid"],
-                      "is_orphan": is_orphan, "link_defect": defect,
+                      "is_orphan": is_orphan, "link_defect": defect, "house_style": study["house_style"],
                       **{name: stated.get(name) for name in REPORT_LABEL_NAMES}})
     order = rng.permutation(len(rows))
     ids = rng.choice(9_000_000, size=len(rows), replace=False) + 1_000_000

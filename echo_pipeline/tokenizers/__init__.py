@@ -28,6 +28,7 @@ from echo_pipeline.tokenizers.normalise import normalise_sentence, normalised_se
 from echo_pipeline.tokenizers.protocol import EvaluationTexts, ReportTokenizer, TextPolicy
 from echo_pipeline.tokenizers.stats import tokenizer_stats
 from echo_pipeline.tokenizers.template import EncodedReport, TemplateTokenizer, template_token_rows
+from echo_pipeline.tokenizers.unknown_sentences import unknown_sentence_rows
 from echo_pipeline.tokenizers.vocabulary import TemplateVocabulary, learn_vocabulary, load_vocabulary, save_vocabulary
 
 TOKENIZER_KINDS = ("bpe", "template")
@@ -49,7 +50,7 @@ __all__ = [
     "TemplateVocabulary", "TextPolicy", "bpe_length",
     "bpe_snippets", "bpe_token_rows", "evaluation_texts", "learn_vocabulary", "load_vocabulary", "make_tokenizer",
     "normalise_sentence", "normalised_sentences", "save_vocabulary", "split_sentences",
-    "template_token_rows", "tokenizer_stats", "training_snippet",
+    "template_token_rows", "tokenizer_stats", "training_snippet", "unknown_sentence_rows",
 ]
 
 #: Recorded on every row this stage writes; bump when the stage's output for the same input changes.

@@ -66,22 +66,31 @@ class TemplateTokenizer:
         unknown = 0
         sentences = normalised_sentences(text)
         for sentence in sentences:
-            template, values = L.templatise(sentence)
-            unit = self.vocabulary.index.get(template)
-            ids = [L.encode_number(v) if k == "num" else [L.encode_severity(v)] for k, v in values]
-            if unit is None or any(i is None for i in ids):
-                unknown += 1
-                units.append(-1)
-                variables.append([])
-            else:
-                units.append(unit)
-                variables.append([t for part in ids for t in part])
+            encoded = self._encode_sentence(sentence)
+            unknown += encoded is None
+            units.append(-1 if encoded is None else encoded[0])
+            variables.append([] if encoded is None else encoded[1])
         units, variables = self._apply_merges(units, variables)
         out: list[int] = []
         for unit, var_ids in zip(units, variables):
             out.append(L.UNK_SENTENCE if unit < 0 else L.TEMPLATE_BASE + unit)
             out.extend(var_ids)
         return EncodedReport(out, len(sentences), unknown)
+
+    def _encode_sentence(self, sentence: str) -> tuple[int, list[int]] | None:
+        """(template unit, variable ids) of one normalised sentence; None when no template covers it or one of
+        its numbers cannot be encoded (it then becomes UNK_SENTENCE)."""
+        template, values = L.templatise(sentence)
+        unit = self.vocabulary.index.get(template)
+        ids = [L.encode_number(v) if k == "num" else [L.encode_severity(v)] for k, v in values]
+        if unit is None or any(i is None for i in ids):
+            return None
+        return unit, [t for part in ids for t in part]
+
+    def unknown_shapes(self, text: str) -> list[str]:
+        """The shape of every sentence of `text` that encodes as UNK_SENTENCE, in order: the normalised sentence
+        with numbers as <NUM>, severity words as <SEV>, dates as [DATE] and identifiers as [ID]."""
+        return [L.templatise(s)[0] for s in normalised_sentences(text) if self._encode_sentence(s) is None]
 
     def _apply_merges(self, units: list[int], variables: list[list[int]]):
         """BPE-style: merge the lowest-rank adjacent pair everywhere until no learned pair is left."""
