@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     explain.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.png", help="the PNG to write")
 
+    report = commands.add_parser("report", help="a study's preliminary read (study_reports) as text")
+    report.add_argument("--study", required=True, metavar="UID", help="the study's Study Instance UID")
+    report.add_argument("--variant", choices=("bpe", "template"), default="bpe", help="model variant (default bpe)")
+    report.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
+
     sql = commands.add_parser("sql", help="run a read-only SQL query over the catalog's tables and print the result")
     sql.add_argument("query", help='e.g. "SELECT reason, count(*) FROM ingest_quarantine GROUP BY reason"')
     sql.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
@@ -122,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sql(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "report":
+            return _report(args)
     except EchoPipelineError as error:
         print(f"echo-pipeline {args.command}: {error}", file=sys.stderr)
         return 2
@@ -151,6 +158,14 @@ def _explain(args: argparse.Namespace) -> int:
 
     print(explain(args.data_root, prompt=args.prompt, out=args.out, variant=args.variant, clip=args.clip,
                   dicom=args.dicom, frame=args.frame, device=args.device))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from echo_pipeline.interpretation.study_reports import report_text
+    from echo_pipeline.storage import DataRoot
+
+    print(report_text(DataRoot(args.data_root), args.study, args.variant))
     return 0
 
 

@@ -62,6 +62,7 @@ from echo_pipeline.schemas.evaluation import (  # noqa: F401
 from echo_pipeline.schemas.interpretation import (  # noqa: F401
     EMBEDDING_UMAP,
     PROMPT_SALIENCY,
+    STUDY_REPORTS,
 )
 from echo_pipeline.schemas.synth import (  # noqa: F401
     SYNTH_PATIENTS,
@@ -103,4 +104,5 @@ TABLES: dict[str, pa.Schema] = {
     "eval_summary": EVAL_SUMMARY,
     "embedding_umap": EMBEDDING_UMAP,
     "prompt_saliency": PROMPT_SALIENCY,
+    "study_reports": STUDY_REPORTS,
 }

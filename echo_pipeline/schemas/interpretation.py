@@ -47,3 +47,24 @@ PROMPT_SALIENCY = pa.schema(
     ]
     + [RUN_ID, CODE_VERSION]
 )
+
+STUDY_REPORTS = pa.schema(
+    _MODEL
+    + [
+        pa.field("study_instance_uid", pa.string(), nullable=False),
+        pa.field("split", pa.string()),  # train | validation | test (calibration is fitted on validation)
+        pa.field("n_clips", pa.int64(), nullable=False),  # A4C clips averaged into the study vector
+        pa.field("report_id", pa.string()),  # the study's own report (smallest id), whose labels are `reported`
+        pa.field("task", pa.string(), nullable=False),  # task of prompts.yaml
+        pa.field("label", pa.string(), nullable=False),  # report_labels column
+        pa.field("kind", pa.string(), nullable=False),  # binary | regression
+        pa.field("reported", pa.float64()),  # the study report's value (binary: 1 / 0); null = not stated
+        pa.field("zero_shot_score", pa.float64()),  # binary: mean cosine to the prompts; regression: the value
+        pa.field("zero_shot_probability", pa.float64()),  # Platt-calibrated on the validation split (binary)
+        pa.field("knn_score", pa.float64()),  # binary: weighted positive-vote share; regression: weighted mean
+        pa.field("knn_probability", pa.float64()),  # Platt-calibrated on the validation split (binary)
+        pa.field("evidence_report_ids", pa.list_(pa.string()), nullable=False),  # 3 nearest training reports
+        pa.field("evidence_similarities", pa.list_(pa.float64()), nullable=False),  # their cosine similarities
+    ]
+    + [RUN_ID, CODE_VERSION]
+)
