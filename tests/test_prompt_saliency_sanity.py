@@ -2,9 +2,9 @@
 
 The clip is drawn here (not by the synthetic generator): a fan of speckle with dark chamber blobs, and in half
 of the frames a bright two-pixel lead in a fixed box. A tiny echo-tiny image tower (56 px, the text tower frozen
-at random init) is trained for a few hundred steps to move "lead" frames towards the pacemaker prompt's
-embedding and away from the no-device prompt's. Measured (2 busy CPU cores, 300 steps): saliency mass inside the
-box 0.46 for the trained tower and 0.09 for the untrained one, against an area share of 0.092.
+at random init) is trained for 150 steps to move "lead" frames towards the pacemaker prompt's embedding and
+away from the no-device prompt's. Measured (2 busy CPU cores, 72 s of training): saliency mass inside the box
+0.55 for the trained tower (final loss 2e-5) and 0.089 for the untrained one, against an area share of 0.092.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def train_image_tower(model, embedder, text: torch.Tensor, steps: int) -> float:
     return loss.item()
 
 
-@pytest.mark.slow  # trains a tiny image tower for a few hundred steps (about two minutes on 2 busy cores)
+@pytest.mark.slow  # trains a tiny image tower for 150 steps (about two minutes on 2 busy cores)
 def test_saliency_mass_sits_on_the_device_for_the_trained_tower_only():
     from echo_pipeline.embeddings.compute import ClipEmbedder, embed_texts
     from echo_pipeline.interpretation.saliency import PromptCam
