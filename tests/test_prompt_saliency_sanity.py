@@ -4,7 +4,12 @@ The clip is drawn here (not by the synthetic generator): a fan of speckle with d
 of the frames a bright two-pixel lead in a fixed box. A tiny echo-tiny image tower (56 px, the text tower frozen
 at random init) is trained for 150 steps to move "lead" frames towards the pacemaker prompt's embedding and
 away from the no-device prompt's. Measured (2 busy CPU cores, 72 s of training): saliency mass inside the box
-0.55 for the trained tower (final loss 2e-5) and 0.089 for the untrained one, against an area share of 0.092.
+0.55 for the trained tower (final loss 2e-5), against an area share of 0.092.
+
+The untrained reference is not flat: a random ConvNeXt's Grad-CAM is drawn to bright edges, and the lead is the
+brightest edge in the frame. Over random initialisations 0 to 3 the untrained share was 0.089, 0.075, 0.30 and
+0.27 (at 112 px, stage 2: 0.41, 0.57, 0.23 for inits 0 to 2). So the test compares the trained tower with the
+worst of four untrained ones rather than claiming an untrained map ignores the device.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ SIZE = 56
 BOX = (9, 26, 31, 48)  # y0, y1, x0, x1 of the device's region
 PROMPTS = ("A PACEMAKER LEAD IS SEEN IN THE RIGHT HEART.", "NO DEVICE LEADS ARE SEEN.")
 STEPS = 150
+UNTRAINED_SEEDS = (0, 1, 2, 3)
 
 
 def draw_frame(rng: np.random.Generator, device: bool) -> np.ndarray:
@@ -77,13 +83,15 @@ def test_saliency_mass_sits_on_the_device_for_the_trained_tower_only():
     torch.set_num_threads(1)  # on shared cores more threads than cores made each step ~10x slower
     try:
         tokenizer = BpeTokenizer(77)
-        torch.manual_seed(0)
-        model, _ = build_model("echo-tiny", text_cfg=tokenizer.text_cfg, image_size=SIZE)
-        model.eval()
-        text = torch.from_numpy(embed_texts(model, tokenizer, list(PROMPTS)))
         frames = np.stack([draw_frame(np.random.default_rng(99 + i), True) for i in range(6)])
         area = (BOX[1] - BOX[0]) * (BOX[3] - BOX[2]) / SIZE ** 2
-        untrained = box_share(PromptCam(model, tokenizer), text[0], frames)
+        untrained = []
+        for seed in UNTRAINED_SEEDS[::-1]:  # the last one built (seed 0) is the tower that gets trained
+            torch.manual_seed(seed)
+            model, _ = build_model("echo-tiny", text_cfg=tokenizer.text_cfg, image_size=SIZE)
+            model.eval()
+            text = torch.from_numpy(embed_texts(model, tokenizer, list(PROMPTS)))
+            untrained.append(box_share(PromptCam(model, tokenizer), text[0], frames))
         last_loss = train_image_tower(model, ClipEmbedder(model, batch_frames=16, num_workers=0), text, STEPS)
         cam = PromptCam(model, tokenizer)
         trained = box_share(cam, text[0], frames)
@@ -91,5 +99,5 @@ def test_saliency_mass_sits_on_the_device_for_the_trained_tower_only():
         torch.set_num_threads(threads)
     assert last_loss < 0.1  # the tower did learn to tell the lead apart
     assert cam.layer == "visual.trunk.stages.1"  # 56 px: the deepest stage with a 7 x 7 map
-    assert trained > 3 * area and trained > 2.5 * untrained
-    assert untrained < 2 * area
+    assert trained > 5 * area and trained > 1.5 * max(untrained)
+    assert np.mean(untrained) < trained / 2

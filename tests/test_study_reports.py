@@ -96,3 +96,24 @@ def test_asset_writes_a_report_per_study_that_joins_lineage_and_prints(tmp_path,
     assert "Preliminary read of study s00" in text and "lvef" in text and "Evidence" in text
     assert main(["report", "--study", "nope", "--data-root", str(store.path)]) == 2
     assert "study_reports" in capsys.readouterr().err
+
+
+def test_report_text_shows_both_methods_the_report_and_the_evidence():
+    import pandas as pd
+
+    from echo_pipeline.interpretation.study_reports import format_study_report
+
+    common = {"study_instance_uid": "1.2.3", "split": float("nan"), "n_clips": 2, "variant": "bpe", "model_id": "m",
+              "evidence_report_ids": ["r7", "r2", "r9"], "evidence_similarities": [0.91, 0.85, 0.8]}
+    rows = pd.DataFrame([
+        {**common, "task": "pacemaker", "kind": "binary", "zero_shot_score": 0.31, "zero_shot_probability": 0.8,
+         "knn_score": 1.0, "knn_probability": 0.93, "reported": 1.0},
+        {**common, "task": "lvef", "kind": "regression", "zero_shot_score": 42.0, "zero_shot_probability": None,
+         "knn_score": 47.26, "knn_probability": None, "reported": None}])
+    text = format_study_report(rows)
+    assert "study 1.2.3 (no split; 2 A4C clips)" in text
+    pacemaker = next(line for line in text.splitlines() if line.startswith("pacemaker"))
+    assert pacemaker.split() == ["pacemaker", "0.310", "0.800", "1.000", "0.930", "1.000"]
+    lvef = next(line for line in text.splitlines() if line.startswith("lvef"))
+    assert lvef.split() == ["lvef", "42.0", "47.3", "-"]
+    assert "r7  cosine 0.9100" in text and text.index("r7") < text.index("r2")

@@ -143,13 +143,19 @@ def _rows(studies: pd.DataFrame, p: StudyPredictions, truth: dict[str, np.ndarra
         for i, study in enumerate(studies.itertuples(index=False)):
             out.append({
                 "variant": record.variant, "model_id": record.model_id, "study_instance_uid": study.study_instance_uid,
-                "split": study.split, "n_clips": study.n_clips, "report_id": study.report_id, "task": task,
+                "split": _text(study.split), "n_clips": int(study.n_clips), "report_id": _text(study.report_id),
+                "task": task,
                 "label": label, "kind": "binary" if binary else "regression", "reported": _num(truth[task][i]),
                 "zero_shot_score": _num(zs[i]), "zero_shot_probability": _num(probs["zero_shot"][i]),
                 "knn_score": _num(knn[i]), "knn_probability": _num(probs["knn"][i]),
                 "evidence_report_ids": evidence_ids[i], "evidence_similarities": p.evidence.similarity[i].tolist(),
                 "run_id": run_id, "code_version": code_version})
     return out
+
+
+def _text(x) -> str | None:
+    """A study without a split or a report has NaN there after the left join: null in the table."""
+    return None if x is None or pd.isna(x) else str(x)
 
 
 def _num(x) -> float | None:
@@ -159,7 +165,7 @@ def _num(x) -> float | None:
 def format_study_report(rows: pd.DataFrame) -> str:
     """One study's `study_reports` rows as the text `echo-pipeline report` prints."""
     first = rows.iloc[0]
-    lines = [f"Preliminary read of study {first['study_instance_uid']} ({first['split'] or 'no split'}; "
+    lines = [f"Preliminary read of study {first['study_instance_uid']} ({_text(first['split']) or 'no split'}; "
              f"{first['n_clips']} A4C clips), variant {first['variant']}, model {first['model_id']}",
              "Machine-generated from the image embedding; not a diagnosis. Probabilities: Platt scaling fitted on "
              "the validation split.", "",
