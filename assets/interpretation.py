@@ -49,12 +49,12 @@ class SaliencyConfig(dg.Config):
 def embedding_umap(context: dg.AssetExecutionContext, config: UmapConfig, pipeline: PipelineResource):
     record, out = _build_and_write(context, pipeline, "embedding_umap", umap_rows,
                                    settings=UmapSettings(config.n_neighbors, config.min_dist, config.seed))
-    path = save_figures(pipeline.store, record.variant, {"embedding_umap": out.figure})["embedding_umap"]
+    shown = {} if out.figure is None else {
+        "umap_png": dg.MetadataValue.path(str(save_figures(pipeline.store, record.variant,
+                                                           {"embedding_umap": out.figure})["embedding_umap"])),
+        "umap": dg.MetadataValue.md(markdown_image(out.figure, "embedding_umap"))}
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": out.table.num_rows, "model_id": record.model_id,
-        "umap_png": dg.MetadataValue.path(str(path)),
-        "umap": dg.MetadataValue.md(markdown_image(out.figure, "embedding_umap")),
-    })
+        "dagster/row_count": out.table.num_rows, "model_id": record.model_id, "note": out.note or "-", **shown})
 
 
 @dg.asset(deps=_DEPS, partitions_def=MODEL_VARIANTS, group_name=GROUP, kinds={"parquet", "duckdb"},

@@ -53,7 +53,8 @@ def project(vectors: np.ndarray, settings: UmapSettings = UmapSettings()) -> tup
 @dataclass
 class UmapOutputs:
     table: pa.Table
-    figure: bytes  # PNG: one panel per label
+    figure: bytes | None  # PNG: one panel per label; None when there were too few clips to project
+    note: str = ""
 
 
 def embedding_umap(data_root: DataRoot, record: model_variants.ModelRecord, *, run_id: str, code_version: str,
@@ -61,6 +62,9 @@ def embedding_umap(data_root: DataRoot, record: model_variants.ModelRecord, *, r
     """The `embedding_umap` rows of ``record``'s model (its stored clip embeddings of ``settings.split``)."""
     require_tables(data_root, NEEDED_VIEWS)
     clips, labels, vectors = stored_split_clips(data_root, record, catalog.open_reader(data_root), settings.split)
+    if len(clips) < MIN_CLIPS:  # a tiny archive: an empty table and a note, not a failed run
+        return UmapOutputs(rows_to_table([], EMBEDDING_UMAP), None,
+                           f"{len(clips)} {settings.split} clips: a UMAP needs at least {MIN_CLIPS}")
     xy, neighbours = project(vectors, settings)
     frame = pd.concat([clips[["sop_instance_uid", "study_instance_uid", "report_id"]], labels], axis=1).assign(
         variant=record.variant, model_id=record.model_id, split=settings.split, umap_x=xy[:, 0], umap_y=xy[:, 1],
