@@ -91,3 +91,24 @@ def test_explain_command_writes_the_overlay_and_refuses_unknown_clips(tmp_path, 
     assert main(args[:-2] + ["--frame", "3", "-o", str(out)]) == 0 and "frame 3" in capsys.readouterr().out
     assert main(["explain", "--clip", "nope", "--prompt", "x", "--data-root", str(store.path), "-o", str(out)]) == 2
     assert "masked_clips" in capsys.readouterr().err
+
+
+def test_explain_a_dicom_file_masks_it_on_the_fly(tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    from echo_pipeline.synth.cohort import generate_cohort
+    from echo_pipeline_cli import main
+
+    cohort = tmp_path / "cohort"
+    generate_cohort(cohort, patients=2, seed=3, workers=1, progress=False)
+    truth = pq.read_table(cohort / "truth" / "clips.parquet").to_pandas()
+    a4c = truth[(truth.view == "A4C") & ~truth.is_colour].iloc[0]
+    store, _ = build_data_root(tmp_path / "out", np.random.default_rng(2))
+    out = tmp_path / "dicom.png"
+    assert main(["explain", "--dicom", str(cohort / "dicom" / a4c.relative_path), "--prompt",
+                 "NO DEVICE LEADS ARE SEEN.", "--data-root", str(store.path), "--device", "cpu", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG and "layer visual.trunk.stages." in capsys.readouterr().out
+    not_dicom = tmp_path / "notes.dcm"
+    not_dicom.write_text("not a DICOM file")
+    assert main(["explain", "--dicom", str(not_dicom), "--prompt", "x", "--data-root", str(store.path),
+                 "-o", str(out)]) == 2
