@@ -1,4 +1,4 @@
-"""The `echo-pipeline` command: `synth` a cohort, `run` the asset graph in-process, `search` the index, `sql`.
+"""The `echo-pipeline` command: synth, run, search, explain (PromptCAM), report (a study's read) and sql.
 
 This module sits on top of everything (core ← assets ← definitions ← here), which is why it, and not
 `echo_pipeline/`, may start Dagster runs.
@@ -99,6 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=10, help="results to show (default 10)")
     search.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
+    explain = commands.add_parser("explain", help="PromptCAM: the regions of a clip's frame that raise its "
+                                  "similarity to a prompt, as a PNG")
+    source = explain.add_mutually_exclusive_group(required=True)
+    source.add_argument("--clip", metavar="SOP_UID", help="a clip of masked_clips (its SOP Instance UID)")
+    source.add_argument("--dicom", type=Path, metavar="PATH", help="a DICOM clip, masked on the fly")
+    explain.add_argument("--prompt", required=True, help='e.g. "A PACEMAKER LEAD IS SEEN IN THE RIGHT HEART."')
+    explain.add_argument("--variant", choices=("bpe", "template"), default="bpe", help="model variant (default bpe)")
+    explain.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
+    explain.add_argument("--frame", type=int, default=None,
+                         help="frame to explain (default: the embedded frame most similar to the prompt)")
+    explain.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    explain.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.png", help="the PNG to write")
+
+    report = commands.add_parser("report", help="a study's preliminary read (study_reports) as text")
+    report.add_argument("--study", required=True, metavar="UID", help="the study's Study Instance UID")
+    report.add_argument("--variant", choices=("bpe", "template"), default="bpe", help="model variant (default bpe)")
+    report.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
+
     sql = commands.add_parser("sql", help="run a read-only SQL query over the catalog's tables and print the result")
     sql.add_argument("query", help='e.g. "SELECT reason, count(*) FROM ingest_quarantine GROUP BY reason"')
     sql.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
@@ -127,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             return _sql(args)
         if args.command == "source-path":
             return _source_path(args)
+        if args.command == "explain":
+            return _explain(args)
+        if args.command == "report":
+            return _report(args)
     except EchoPipelineError as error:
         print(f"echo-pipeline {args.command}: {error}", file=sys.stderr)
         return 2
@@ -148,6 +170,22 @@ def _search(args: argparse.Namespace) -> int:
 
     print(run_search(args.data_root, variant=args.variant, k=args.k, clip=args.clip, dicom=args.dicom,
                      text=args.text, device=args.device))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from echo_pipeline.interpretation.saliency_panels import explain
+
+    print(explain(args.data_root, prompt=args.prompt, out=args.out, variant=args.variant, clip=args.clip,
+                  dicom=args.dicom, frame=args.frame, device=args.device))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from echo_pipeline.interpretation.study_reports import report_text
+    from echo_pipeline.storage import DataRoot
+
+    print(report_text(DataRoot(args.data_root), args.study, args.variant))
     return 0
 
 

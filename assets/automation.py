@@ -9,7 +9,8 @@ assets' materialisations and their code versions. Nothing here fingerprints file
   masking) and the reports group run as soon as what they read changed: a new version of an observed input
   (only the changed shards of `dicom_root`), a new materialisation upstream, or their own code version.
   Each is incremental, so a run reuses everything unchanged.
-- `NIGHTLY_WHEN_STALE` (at `NIGHTLY_CRON`, 02:00 UTC): the embeddings, the indexes and the evaluation tables,
+- `NIGHTLY_WHEN_STALE` (at `NIGHTLY_CRON`, 02:00 UTC): the embeddings, the indexes, the evaluation tables and
+  the study-level and interpretation tables,
   per model variant, when they are missing or something they read (a new model, new masked clips or reports,
   new labels or splits) or their code version changed since they last ran; a variant without a model waits.
 - Never automatic (`MANUAL`): training a model (`view_classifier`; `clip_model` and the tokenizer's
@@ -26,7 +27,7 @@ import dagster as dg
 
 NIGHTLY_CRON = "0 2 * * *"
 ON_CHANGE_GROUPS = {"ingestion", "views", "masking", "reports"}
-NIGHTLY_GROUPS = {"embeddings", "evaluation"}
+NIGHTLY_GROUPS = {"embeddings", "evaluation", "studies", "interpretation"}
 MANUAL = {"view_classifier", "view_training_clips"}  # one multi-asset: training the view classifier
 
 _AC = dg.AutomationCondition

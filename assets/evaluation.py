@@ -37,6 +37,7 @@ class EvalConfig(dg.Config):
     num_workers: int = 1
     echonet_splits: list[str] = ["TEST"]  # FileList Split values to evaluate; [] = every row
     prompts_path: str = ""  # prompts YAML or published JSON; "" = --prompts, else echo_pipeline/evaluation/prompts.yaml
+    knn_k: int = 50  # nearest training reports behind a kNN-report prediction (method = knn_reports)
 
 
 def _md_table(table, columns) -> str:
@@ -58,7 +59,8 @@ def _settings(config: EvalConfig, pipeline: PipelineResource) -> EvalSettings:
     return EvalSettings(n_resamples=config.n_resamples, seed=config.seed, n_pairs=config.n_pairs,
                         device=config.device, batch_frames=config.batch_frames, num_workers=config.num_workers,
                         echonet_splits=tuple(config.echonet_splits) or None,
-                        prompts_path=config.prompts_path or pipeline.settings.prompts_path or DEFAULT_PROMPTS_PATH)
+                        prompts_path=config.prompts_path or pipeline.settings.prompts_path or DEFAULT_PROMPTS_PATH,
+                        knn_k=config.knn_k)
 
 
 def _auc_comparison(table) -> str:
@@ -66,7 +68,8 @@ def _auc_comparison(table) -> str:
     if df.empty:
         return "_(empty)_"
     df = df[(df["metric"] == "auc") & df["is_primary"]]
-    wide = df.pivot_table(index="task", columns="model_kind", values="value", aggfunc="first")
+    wide = df.assign(model=df["model_kind"] + " " + df["method"]).pivot_table(
+        index="task", columns="model", values="value", aggfunc="first")
     return wide.to_markdown(floatfmt=".3f")
 
 
@@ -99,7 +102,7 @@ def _results(record: model_variants.ModelRecord, out, pngs: dict):
         **common, **headline, **table_metadata("eval_summary", tables["eval_summary"], partitioned=True),
         "skipped_prompt_tasks": dg.MetadataValue.json(out.skipped_tasks),
         "table_2": dg.MetadataValue.md(_md_table(tables["eval_summary"], [
-            "model_source", "dataset", "n", "mcmrr", "lvef_mae", "pasp_mae", "tavr_auc", "mitraclip_auc",
+            "model_source", "method", "dataset", "n", "mcmrr", "lvef_mae", "pasp_mae", "tavr_auc", "mitraclip_auc",
             "pacemaker_auc"])),
     })
     yield dg.MaterializeResult(asset_key="eval_retrieval", metadata={

@@ -114,7 +114,7 @@ def test_whole_graph_materializes_through_the_ui_and_fills_the_catalog(materiali
             assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0, f"{table} is empty"
         summary = set(con.execute("SELECT variant, model_kind FROM eval_summary WHERE dataset = 'internal'").fetchall())
         assert summary == {(v, k) for v in MODEL_VARIANTS for k in MODEL_KINDS}
-        duplicated = con.execute("""SELECT count(*) FROM (SELECT variant, model_kind, dataset FROM eval_summary
+        duplicated = con.execute("""SELECT count(*) FROM (SELECT variant, model_kind, dataset, method FROM eval_summary
                                     GROUP BY ALL HAVING count(*) > 1)""").fetchone()[0]
         assert duplicated == 0
         # every embedded clip traces back to an ingested DICOM file
@@ -152,6 +152,8 @@ def _assert_real_screenshot(png: Path, result) -> np.ndarray:
     ("eval_summary_lineage", "/assets/eval_summary?view=lineage&lineageScope=upstream&lineageDepth=20"),
     ("eval_summary_metadata", "/assets/eval_summary?view=events&partition=bpe"),
     ("clip_model_metadata", "/assets/clip_model?view=events&partition=bpe"),
+    ("embedding_umap_metadata", "/assets/embedding_umap?view=events&partition=bpe"),
+    ("prompt_saliency_metadata", "/assets/prompt_saliency?view=events&partition=bpe"),
 ])
 def test_screenshot_of_the_ui(materialized, tmp_path, name, path):
     dev, *_ = materialized

@@ -58,6 +58,7 @@ class EvalCohort:
     ``reports``: report_id, report_text of the reports ``clips`` refer to, sorted by report_id.
     ``prompt_reports``: reports of the sampled-prompts source split (report_id, report_text, label columns).
     ``train_labels``: the label columns of the training split's reports (for the training-mean baseline).
+    ``train_reports``: report_id and label columns of the training split's reports (kNN predictions), same rows.
     """
 
     split: str
@@ -66,6 +67,7 @@ class EvalCohort:
     reports: pd.DataFrame
     prompt_reports: pd.DataFrame
     train_labels: pd.DataFrame
+    train_reports: pd.DataFrame | None = None
 
     def keep_clips(self, keep: np.ndarray) -> "EvalCohort":
         """The cohort restricted to the clips where ``keep`` is True (reports left as they are)."""
@@ -91,14 +93,7 @@ def read_cohort(con, *, split: str = "test", prompt_split: str = "validation") -
     ``con`` is a DuckDB connection exposing the catalog views (`catalog.open_reader`). Raises
     EvaluationError when the split holds no masked clip.
     """
-    clips = con.execute(_CLIPS_SQL.format(labels=_label_sql("l")), {"split": split}).df()
-    if clips.empty:
-        raise EvaluationError(
-            f"no masked clip belongs to a {split!r} study; materialise masked_clips and splits (and check the "
-            "split fractions) before evaluating"
-        )
-    labels = clips[list(REPORT_LABEL_NAMES)].reset_index(drop=True)
-    clips = clips.drop(columns=list(REPORT_LABEL_NAMES)).reset_index(drop=True)
+    clips, labels = split_clips(con, split)
     wanted = pd.DataFrame({"report_id": pd.Series(clips["report_id"].dropna().unique(), dtype=object)})
     con.register("_eval_report_ids", wanted)
     reports = con.execute("SELECT report_id, report_text FROM reports WHERE report_id IN "
@@ -108,7 +103,20 @@ def read_cohort(con, *, split: str = "test", prompt_split: str = "validation") -
     prompt_reports = con.execute(split_reports, {"split": prompt_split}).df()
     train = con.execute(split_reports, {"split": "train"}).df()
     return EvalCohort(split, clips, labels, reports, prompt_reports,
-                      train[list(REPORT_LABEL_NAMES)].reset_index(drop=True))
+                      train[list(REPORT_LABEL_NAMES)].reset_index(drop=True),
+                      train[["report_id", *REPORT_LABEL_NAMES]].reset_index(drop=True))
+
+
+def split_clips(con, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(clips, labels) of one split, as in `EvalCohort`; EvaluationError when the split holds no masked clip."""
+    clips = con.execute(_CLIPS_SQL.format(labels=_label_sql("l")), {"split": split}).df()
+    if clips.empty:
+        raise EvaluationError(
+            f"no masked clip belongs to a {split!r} study; materialise masked_clips and splits (and check the "
+            "split fractions) before evaluating"
+        )
+    labels = clips[list(REPORT_LABEL_NAMES)].reset_index(drop=True)
+    return clips.drop(columns=list(REPORT_LABEL_NAMES)).reset_index(drop=True), labels
 
 
 def retrieval_sample(cohort: EvalCohort, *, seed: int = 0) -> pd.DataFrame:

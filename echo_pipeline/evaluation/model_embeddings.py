@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from echo_pipeline import model_variants
 from echo_pipeline.devices import resolve_device
 from echo_pipeline.errors import EvaluationError
 from echo_pipeline.embeddings import (ClipEmbedder, ClipEmbeddings, ClipItem, EmbeddingStore, embed_reports,
                                       embed_texts)
+from echo_pipeline.evaluation.cohort import split_clips
 from echo_pipeline.evaluation.prompt_sets import Encoder
 from echo_pipeline.storage import DataRoot
 
@@ -36,10 +38,12 @@ def _store_rows(store: EmbeddingStore, partitions: Sequence[str] | None, ids: Se
 
 
 def stored_clip_embeddings(data_root: DataRoot, model_id: str, partitions: Sequence[str] | None,
-                           clip_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                           clip_ids: Sequence[str], *, with_frames: bool = True
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(found mask over ``clip_ids``, frames (n_found, 20, D), n_frames, clip vectors) stored for ``model_id``.
 
-    Frames keep their stored dtype (float16 by default); rows follow ``clip_ids`` order.
+    Frames keep their stored dtype (float16 by default); rows follow ``clip_ids`` order. ``with_frames=False``
+    skips reading them (a (0, 0, 0) array): 20 times fewer bytes when only clip vectors are needed.
     """
     store = EmbeddingStore(data_root, "clip_embeddings", model_id)
     rows = _store_rows(store, partitions, clip_ids)
@@ -47,8 +51,23 @@ def stored_clip_embeddings(data_root: DataRoot, model_id: str, partitions: Seque
     if not found.any():
         return found, np.zeros((0, 0, 0), np.float32), np.zeros(0, np.int32), np.zeros((0, 0), np.float32)
     rows = rows.loc[np.asarray(clip_ids, dtype=object)[found]]
-    return (found, store.gather(rows, "frames"), rows["n_frames"].to_numpy(np.int32),
+    frames = store.gather(rows, "frames") if with_frames else np.zeros((0, 0, 0), np.float16)
+    return (found, frames, rows["n_frames"].to_numpy(np.int32),
             store.gather(rows, "vectors").astype(np.float32))
+
+
+def stored_split_clips(data_root: DataRoot, record: model_variants.ModelRecord, con, split: str
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """(clips, labels, clip vectors) of one split's clips that ``record``'s model embedded (`split_clips` rows,
+    row-aligned); EvaluationError naming the asset to materialise when it embedded none of them."""
+    clips, labels = split_clips(con, split)
+    parts = model_variants.variant_partitions(data_root, model_variants.CLIP_TABLE, record.variant) or None
+    found, _, _, vectors = stored_clip_embeddings(data_root, record.model_id, parts, clips["sop_instance_uid"].tolist(),
+                                                  with_frames=False)
+    if not found.any():
+        raise EvaluationError(f"no {split} clip has a stored embedding of model {record.model_id}; "
+                              f"materialise clip_embeddings[{record.variant}] first")
+    return clips[found].reset_index(drop=True), labels[found].reset_index(drop=True), vectors
 
 
 def stored_report_embeddings(data_root: DataRoot, model_id: str, partitions: Sequence[str] | None,

@@ -20,9 +20,10 @@ import pyarrow as pa
 from echo_pipeline import catalog, model_variants
 from echo_pipeline.embeddings import model_fingerprint
 from echo_pipeline.errors import EvaluationError
-from echo_pipeline.evaluation import echonet, plots, suite
+from echo_pipeline.evaluation import echonet, knn_reports, plots, suite
 from echo_pipeline.evaluation import tables as T
 from echo_pipeline.evaluation.cohort import NEEDED_VIEWS, EvalCohort, read_cohort
+from echo_pipeline.evaluation.knn_and_probe import knn_and_probe_results
 from echo_pipeline.evaluation.model_embeddings import (ModelEncoder, stored_clip_embeddings,
                                                        stored_report_embeddings)
 from echo_pipeline.evaluation.prompt_sets import embed_prompt_sets, primary_strategy, prompt_sets
@@ -47,6 +48,7 @@ class EvalSettings:
     num_workers: int = 1
     echonet_splits: tuple[str, ...] | None = echonet.DEFAULT_SPLITS  # None = every FileList row
     prompts_path: Path = DEFAULT_PROMPTS_PATH
+    knn_k: int = knn_reports.DEFAULT_K  # training reports a kNN prediction reads
 
 
 @dataclass
@@ -114,7 +116,8 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
     prompts = load_prompts(settings.prompts_path)
     boot = T.Bootstrap(settings.n_resamples, settings.seed)
     notes: list[str] = []
-    cohort = read_cohort(catalog.open_reader(data_root))
+    con = catalog.open_reader(data_root)
+    cohort = read_cohort(con)
     cohort, (frames, n_frames, vectors, reports) = _aligned_cohort(data_root, record, cohort, notes)
 
     tokenizer = registry.load_tokenizer(record)
@@ -146,6 +149,10 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
         progress(f"scoring the {kind} model on {len(cohort.clips)} clips")
         results[(kind, INTERNAL)] = suite.evaluate_model(cohort, emb, prompts, lineages[kind], boot,
                                                          sample_seed=settings.seed, n_pairs=settings.n_pairs)
+    progress(f"kNN over training reports (k = {settings.knn_k}) and the linear probe")
+    for method, result in knn_and_probe_results(data_root, record, con, cohort, vectors, prompts, base, boot,
+                                                k=settings.knn_k, notes=notes).items():
+        results[(method, INTERNAL)] = result
     studies = cohort.clips["study_instance_uid"].to_numpy(dtype=object)
     means = suite.cohort_training_means(cohort, prompts)
     mean_lineage = base.but(model_id="training_mean", model_kind="training_mean", model_source="training_mean")
@@ -197,8 +204,10 @@ def _fmt(row: dict | None, column: str) -> str:
 
 
 def headline(summary: list[dict]) -> dict[str, str]:
-    """"MCMRR: trained vs untrained" and "LVEF MAE: trained vs training mean" per dataset, as text."""
-    by = {(r["model_kind"].replace(T.PRETRAINED_KIND, "trained"), r["dataset"]): r for r in summary}
+    """"MCMRR: trained vs untrained" and "LVEF MAE: trained vs training mean" per dataset, as text (zero-shot
+    rows; the kNN-report LVEF MAE too where there is one)."""
+    by = {(r["model_kind"].replace(T.PRETRAINED_KIND, "trained"), r["dataset"]): r for r in summary if r.get("method") in (T.ZERO_SHOT, "training_mean")}
+    knn = {r["dataset"]: r for r in summary if r.get("method") == "knn_reports"}
     out = {}
     for dataset in sorted({r["dataset"] for r in summary}):
         trained = by.get(("trained", dataset))
@@ -209,6 +218,9 @@ def headline(summary: list[dict]) -> dict[str, str]:
             out[f"{dataset}_lvef_mae"] = (f"{trained['model_kind']} {_fmt(trained, 'lvef_mae')} vs training mean "
                                           f"{_fmt(by.get(('training_mean', dataset)), 'lvef_mae')} vs untrained "
                                           f"{_fmt(by.get(('untrained', dataset)), 'lvef_mae')}")
+        if knn.get(dataset, {}).get("lvef_mae") is not None:
+            out[f"{dataset}_knn_lvef_mae"] = (f"kNN reports {_fmt(knn[dataset], 'lvef_mae')} vs training mean "
+                                              f"{_fmt(by.get(('training_mean', dataset)), 'lvef_mae')}")
     return out
 
 

@@ -75,7 +75,7 @@ def per_frame_count(frames: np.ndarray, n_frames: np.ndarray, score: Callable[[n
 
 def _prompt_fields(s: PromptSet, prompts: PromptsFile) -> dict:
     return {"task": s.task, "label": s.label, "prompt_strategy": s.strategy, "is_primary": s.primary,
-            "n_prompts": s.n_texts, "prompts_version": prompts.version, "prompts_sha256": prompts.sha256}
+            "method": T.ZERO_SHOT, "n_prompts": s.n_texts, "prompts_version": prompts.version, "prompts_sha256": prompts.sha256}
 
 
 def _score_definition(s: PromptSet) -> str:
@@ -124,7 +124,7 @@ def regression_task_rows(result: ModelResult, frames, n_frames, truths: dict[str
         task = prompts.regression_tasks[s.task]
         result.rows["eval_regression"] += T.regression_rows(
             truth, pred, studies[rows], lineage, boot, task.below_thresholds,
-            method=_regression_method(e), **_prompt_fields(s, prompts))
+            method_definition=_regression_method(e), **_prompt_fields(s, prompts))
         if s.primary:
             result.predictions[s.task] = (truth, pred)
 
@@ -186,7 +186,8 @@ def training_mean_rows(train_means: dict[str, float], truths: dict[str, tuple[np
         result.rows["eval_regression"] += T.regression_rows(
             truth, pred, studies[rows], lineage, boot, task.below_thresholds,
             task=name, label=task.label, prompt_strategy="training_mean", is_primary=True, n_prompts=0,
-            method=f"every prediction = the training split's mean {task.label} ({mean:.2f})",
+            method="training_mean",
+            method_definition=f"every prediction = the training split's mean {task.label} ({mean:.2f})",
             prompts_version=prompts.version, prompts_sha256=prompts.sha256)
         result.predictions[name] = (truth, pred)
     return result

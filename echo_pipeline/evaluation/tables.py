@@ -43,7 +43,8 @@ SUMMARY_METRICS: dict[str, tuple[str, dict[str, str]]] = {
     "pacemaker_auc": ("eval_classification", {"task": "pacemaker", "metric": "auc"}),
 }
 _GROUP = ["model_id", "checkpoint_sha256", "model_kind", "variant", "dataset", "split", "model_source",
-          "preprocessing"]
+          "preprocessing", "method"]
+ZERO_SHOT = "zero_shot"
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def patient_identification_rows(similarities: np.ndarray, pair_type: np.ndarray,
 
 
 def summary_rows(tables: dict[str, pd.DataFrame], primary_strategy: str) -> list[dict]:
-    """Table 2: one row per (model, kind, variant, dataset, split) found in the long tables, with MCMRR, LVEF and
+    """Table 2: one row per (model, kind, variant, dataset, split, method) found in the long tables, with MCMRR, LVEF and
     PASP MAE and the TAVR, MitraClip and pacemaker AUCs (+ CIs) of the primary prompt strategy; null where
     that model/dataset has no such row (e.g. retrieval for the training-mean baseline or for EchoNet).
     ``n``: the retrieval pool (studies) when there is one, else the studies (EchoNet: videos) of the first
@@ -209,14 +210,16 @@ def summary_rows(tables: dict[str, pd.DataFrame], primary_strategy: str) -> list
             mask &= (df[column] == value).to_numpy()
         if "is_primary" in df.columns:
             mask &= df["is_primary"].fillna(False).to_numpy(dtype=bool)
-        frames.append(df[mask].assign(summary_column=name))
+        picked = df[mask].assign(summary_column=name)
+        frames.append(picked if "method" in picked.columns else picked.assign(method=ZERO_SHOT))  # retrieval
     if not frames:
         return []
     long = pd.concat(frames, ignore_index=True)
     rows = []
     for key, group in long.groupby(_GROUP, sort=True, dropna=False):
         row = dict(zip(_GROUP, key))
-        row.update({"prompt_strategy": primary_strategy, "run_id": group["run_id"].iloc[0],
+        strategy = primary_strategy if row["method"] == ZERO_SHOT else row["method"]
+        row.update({"prompt_strategy": strategy, "run_id": group["run_id"].iloc[0],
                     "code_version": group["code_version"].iloc[0]})
         by_column = group.set_index("summary_column")
         if "mcmrr" in by_column.index:

@@ -2,7 +2,7 @@
 
 Stage outputs are Parquet files written with these schemas; the DuckDB catalog exposes them under the same
 names. `docs/tables.md` documents the same columns for users: change both together. Modules: `lineage`
-(run_id, code_version), `ingest`, `views`, `masking`, `reports`, `tokenizers`, `embeddings`, `evaluation`,
+(run_id, code_version), `ingest`, `views`, `masking`, `reports`, `tokenizers`, `embeddings`, `studies`, `evaluation`,
 `synth` (the synthetic cohort's truth tables). Import schemas from here (`from echo_pipeline.schemas import X`).
 """
 
@@ -50,12 +50,20 @@ from echo_pipeline.schemas.embeddings import (  # noqa: F401
     CLIP_EMBEDDINGS,
     REPORT_EMBEDDINGS,
 )
+from echo_pipeline.schemas.studies import (  # noqa: F401
+    STUDY_EMBEDDINGS,
+)
 from echo_pipeline.schemas.evaluation import (  # noqa: F401
     EVAL_RETRIEVAL,
     EVAL_CLASSIFICATION,
     EVAL_REGRESSION,
     EVAL_PATIENT_IDENTIFICATION,
     EVAL_SUMMARY,
+)
+from echo_pipeline.schemas.interpretation import (  # noqa: F401
+    EMBEDDING_UMAP,
+    PROMPT_SALIENCY,
+    STUDY_REPORTS,
 )
 from echo_pipeline.schemas.synth import (  # noqa: F401
     SYNTH_PATIENTS,
@@ -80,6 +88,7 @@ TABLES: dict[str, pa.Schema] = {
     "splits": SPLITS,
     "clip_embeddings": CLIP_EMBEDDINGS,
     "report_embeddings": REPORT_EMBEDDINGS,
+    "study_embeddings": STUDY_EMBEDDINGS,
     "bpe_tokens": BPE_TOKENS,
     "template_tokens": TEMPLATE_TOKENS,
     "template_unknown_sentences": TEMPLATE_UNKNOWN_SENTENCES,
@@ -95,4 +104,7 @@ TABLES: dict[str, pa.Schema] = {
     "eval_regression": EVAL_REGRESSION,
     "eval_patient_identification": EVAL_PATIENT_IDENTIFICATION,
     "eval_summary": EVAL_SUMMARY,
+    "embedding_umap": EMBEDDING_UMAP,
+    "prompt_saliency": PROMPT_SALIENCY,
+    "study_reports": STUDY_REPORTS,
 }

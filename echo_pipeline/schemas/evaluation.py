@@ -31,6 +31,9 @@ _EVAL_PROMPTS = [
     pa.field("is_primary", pa.bool_(), nullable=False),  # the variant's headline strategy (used by eval_summary)
     pa.field("n_prompts", pa.int64(), nullable=False),  # texts embedded as prompts (0 for training_mean)
 ]
+#: How a row's predictions were made: zero_shot (prompts) | knn_reports (nearest training reports) |
+#: linear_probe (fitted on training embeddings) | training_mean (the constant baseline).
+_EVAL_METHOD = pa.field("method", pa.string(), nullable=False)
 _EVAL_PROMPTS_FILE = [pa.field("prompts_version", pa.string(), nullable=False),
                       pa.field("prompts_sha256", pa.string(), nullable=False)]
 
@@ -49,7 +52,7 @@ EVAL_RETRIEVAL = pa.schema(
 EVAL_CLASSIFICATION = pa.schema(
     _EVAL_LINEAGE
     + _EVAL_PROMPTS
-    + [pa.field("score_definition", pa.string(), nullable=False)]
+    + [_EVAL_METHOD, pa.field("score_definition", pa.string(), nullable=False)]
     + _EVAL_METRIC
     + [
         pa.field("n", pa.int64(), nullable=False),  # clips with a known label
@@ -64,7 +67,7 @@ EVAL_CLASSIFICATION = pa.schema(
 EVAL_REGRESSION = pa.schema(
     _EVAL_LINEAGE
     + _EVAL_PROMPTS
-    + [pa.field("method", pa.string(), nullable=False)]  # how a prediction is made, in words
+    + [_EVAL_METHOD, pa.field("method_definition", pa.string(), nullable=False)]  # how, in words
     + _EVAL_METRIC
     + [
         pa.field("n", pa.int64(), nullable=False),  # clips (internal) or videos (EchoNet) with a known value
@@ -92,6 +95,7 @@ EVAL_SUMMARY = pa.schema(
     _EVAL_LINEAGE
     + [
         pa.field("prompt_strategy", pa.string(), nullable=False),  # the variant's primary strategy
+        _EVAL_METHOD,
         pa.field("n", pa.int64(), nullable=False),  # studies in retrieval (internal) or videos (EchoNet)
     ]
     + [pa.field(f"{name}{suffix}", pa.float64()) for name in _SUMMARY_METRICS for suffix in ("", "_ci_low", "_ci_high")]

@@ -1,0 +1,32 @@
+"""Studies over time: study embeddings per model variant (and, below them, the procedure events and the
+analyses that follow a patient's studies across time). What is measured and how: docs/evaluation.md."""
+
+import dagster as dg
+
+from assets.partitions import MODEL_VARIANTS
+from assets.publishing import preview, publish_catalog
+from echo_pipeline import model_variants, studies
+from resources import PipelineResource
+
+GROUP = "studies"
+
+
+@dg.asset(
+    partitions_def=MODEL_VARIANTS, group_name=GROUP, kinds={"numpy", "parquet"}, code_version=studies.CODE_VERSION,
+    deps=["clip_embeddings", *(dg.AssetDep(name, partition_mapping=dg.AllPartitionMapping())
+                               for name in ("dicom_instances", "masked_clips"))],
+)
+def study_embeddings(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """One vector per study: the L2-normalised mean of its embedded A4C clips (clip count recorded)."""
+    variant, store = context.partition_key, pipeline.store
+    record = model_variants.read_record(store, variant)
+    table = studies.build_study_embeddings(store, record, run_id=context.run.run_id,
+                                           code_version=studies.CODE_VERSION)
+    store.write_table(studies.TABLE, table, partition=variant)
+    publish_catalog(pipeline)
+    n_clips = table.column("n_clips").to_numpy()
+    return dg.MaterializeResult(metadata={
+        "model_id": record.model_id, "dagster/row_count": table.num_rows,
+        "clips_averaged": int(n_clips.sum()), "clips_per_study_max": int(n_clips.max()) if len(n_clips) else 0,
+        "preview": preview(table.drop_columns(["embedding"])),
+    })

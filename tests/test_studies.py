@@ -1,0 +1,80 @@
+"""Study embeddings: the pure mean, and the `study_embeddings` asset in a real in-process Dagster run over a
+tiny real model's stored clip embeddings."""
+
+import datetime as dt
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from assets.embeddings import clip_embeddings
+from assets.studies import study_embeddings
+from echo_pipeline.embeddings import EmbeddingStore
+from echo_pipeline.errors import EmbeddingError, UpstreamNotMaterialisedError
+from echo_pipeline.schemas import DICOM_INSTANCES
+from echo_pipeline.storage import DataRoot
+from echo_pipeline.studies import load_study_embeddings, mean_by_study
+from resources import PipelineResource
+from test_embedding_assets import save_tiny_model, write_masked_clips
+
+
+def test_mean_by_study_is_the_normalised_mean_of_normalised_clips():
+    clips = np.array([[3.0, 0.0], [0.0, 1.0], [0.0, 5.0], [1.0, 1.0]])
+    out = mean_by_study(clips, ["b", "a", "b", "c"])
+    assert out.study_uids == ["a", "b", "c"]
+    assert out.n_clips.tolist() == [1, 2, 1]
+    np.testing.assert_allclose(out.vectors[0], [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(out.vectors[1], [2 ** -0.5, 2 ** -0.5], atol=1e-6)  # norms 3 and 5 count equally
+    np.testing.assert_allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-6)
+
+
+def test_mean_by_study_refuses_misaligned_inputs_and_zero_vectors():
+    with pytest.raises(EmbeddingError):
+        mean_by_study(np.ones((2, 3)), ["a"])
+    with pytest.raises(EmbeddingError):
+        mean_by_study(np.zeros((1, 3)), ["a"])
+
+
+def write_instances(store: DataRoot, study_of: dict[str, str], patient_of: dict[str, str] | None = None,
+                    dates: dict[str, dt.date] | None = None) -> None:
+    """Minimal `dicom_instances` rows (one shard) for the clips in ``study_of``."""
+    uids = list(study_of)
+    n = len(uids)
+    columns = {field.name: pa.nulls(n, field.type) for field in DICOM_INSTANCES}
+    columns.update({
+        "file_sha256": [f"sha-{u}" for u in uids], "relative_path": [f"{u}.dcm" for u in uids],
+        "file_size": [1] * n, "shard": ["00"] * n, "sop_instance_uid": uids,
+        "study_instance_uid": [study_of[u] for u in uids], "run_id": ["test"] * n, "code_version": ["test"] * n,
+    })
+    if patient_of:
+        columns["patient_key"] = [patient_of[study_of[u]] for u in uids]
+    if dates:
+        columns["study_date"] = [dates[study_of[u]] for u in uids]
+    store.write_table("dicom_instances_by_shard", pa.table(columns, schema=DICOM_INSTANCES), "00",
+                      schema_name="dicom_instances")
+
+
+def test_study_embeddings_asset_averages_each_studys_stored_clips(tmp_path):
+    store = DataRoot(tmp_path / "data")
+    record = save_tiny_model(store, seed=0, name="first")
+    write_masked_clips(store, {"00": ["1.1", "1.2", "1.3"], "01": ["2.1"]})
+    study_of = {"1.1": "S1", "1.2": "S1", "1.3": "S2", "2.1": "S2"}
+    write_instances(store, study_of)
+    resource = PipelineResource(dicom_root=str(tmp_path / "dicom"), reports_path=str(tmp_path / "r.csv"),
+                                data_root=str(store.path))
+    with pytest.raises(UpstreamNotMaterialisedError):
+        load_study_embeddings(store, "bpe")
+    result = dg.materialize([clip_embeddings, study_embeddings], partition_key="bpe",
+                            resources={"pipeline": resource})
+    assert result.success
+    rows, vectors = load_study_embeddings(store, "bpe")
+    assert rows["study_instance_uid"].tolist() == ["S1", "S2"]
+    assert rows["n_clips"].tolist() == [2, 2]
+    assert (rows["model_id"] == record.model_id).all()
+    ids, clips = EmbeddingStore(store, "clip_embeddings", record.model_id).load_vectors()
+    by_id = dict(zip(ids, clips))
+    expected = by_id["1.3"] + by_id["2.1"]
+    np.testing.assert_allclose(vectors[1], expected / np.linalg.norm(expected), atol=1e-5)
+    [event] = result.asset_materializations_for_node("study_embeddings")
+    assert event.metadata["clips_averaged"].value == 4
