@@ -16,8 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from echo_pipeline.errors import EchoPipelineError
-from echo_pipeline.privacy import pseudonymise
-from echo_pipeline.source_paths import PSEUDONYM_PATH
+from echo_pipeline.privacy import PSEUDONYM_PATH, pseudonymise
 
 #: Column → pseudonym kind (echo_pipeline.privacy): these columns hold only keyed hashes, or null.
 PSEUDONYM_COLUMNS = {"patient_key": "patient", "accession_key": "accession"}

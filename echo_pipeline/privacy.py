@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 KEY_ENV_VAR = "ECHO_PIPELINE_PSEUDONYM_KEY"
 _HASH_HEX_CHARS = 20  # 80 bits: collision-free in practice for 10^8 identifiers, short enough to read
@@ -43,3 +44,26 @@ def pseudonymise(value: str | None, key: bytes, kind: str) -> str | None:
         return None
     digest = hmac.new(key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
     return f"{kind[:3]}_{digest[:_HASH_HEX_CHARS]}"
+
+
+# --- paths: archives name folders after patients, so a path is pseudonymised component by component --------
+_COMPONENT_HEX_CHARS = 16  # 64 bits per folder or file name: unique among the names of any real archive
+#: Kept extensions: a dot, a letter, up to 4 more letters or digits (".dcm", ".DCM", ".dicom"); anything
+#: longer, or digit-led (".12345678"), may itself be an identifier and is hashed with the rest of the name.
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
+#: What a pseudonymised path looks like (the `no_raw_identifiers` check tests relative_path columns with it).
+PSEUDONYM_PATH = rf"^[0-9a-f]{{{_COMPONENT_HEX_CHARS}}}(?:\.[A-Za-z][A-Za-z0-9]{{0,4}})?" \
+                 rf"(?:/[0-9a-f]{{{_COMPONENT_HEX_CHARS}}}(?:\.[A-Za-z][A-Za-z0-9]{{0,4}})?)*$"
+
+def pseudonymise_component(name: str, key: bytes) -> str:
+    """One folder or file name as a keyed hash; a short alphabetic extension is kept."""
+    match = _EXTENSION.search(name)
+    extension = match.group(0) if match and match.start() > 0 else ""
+    stem = name[: len(name) - len(extension)]
+    digest = hmac.new(key, f"path:{stem}".encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
+    return digest[:_COMPONENT_HEX_CHARS] + extension
+
+
+def pseudonymise_path(relative_path: str, key: bytes) -> str:
+    """A POSIX path relative to dicom_root, pseudonymised component by component."""
+    return "/".join(pseudonymise_component(part, key) for part in PurePosixPath(relative_path).parts)

@@ -2,7 +2,7 @@
 
 Archives name folders after patients (``DOE^JOHN_MRN12345678/``, ``ABBOTT_JOHN_12345678/``), so a path is
 as identifying as a patient id. Every table, message and log line carries the *pseudonymised* path instead:
-each component is a keyed hash (the pseudonymisation key of echo_pipeline.privacy) and only a short
+each component is a keyed hash (`privacy.pseudonymise_path`, with the pseudonymisation key) and only a short
 alphabetic file extension is kept, so ``DOE^JOHN_MRN12345678/study1/IM_0001.dcm`` becomes
 ``3f1c…/9ab0…/71d2….dcm`` — the folder structure stays visible, no name leaks.
 
@@ -16,8 +16,6 @@ Stages that must open an archive file (masking, view classification) resolve a p
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import re
 from pathlib import Path, PurePosixPath
@@ -27,15 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from echo_pipeline.errors import InputContractError
+from echo_pipeline.privacy import pseudonymise_path
+from echo_pipeline.storage import atomic_path
 
 MAP_DIR = Path("secrets") / "source_paths"
-_COMPONENT_HEX_CHARS = 16  # 64 bits per folder or file name: unique among the names of any real archive
-#: Kept extensions: a dot, a letter, up to 4 more letters or digits (".dcm", ".DCM", ".dicom"); anything
-#: longer, or digit-led (".12345678"), may itself be an identifier and is hashed with the rest of the name.
-_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
-#: What a pseudonymised path looks like (the `no_raw_identifiers` check tests relative_path columns with it).
-PSEUDONYM_PATH = rf"^[0-9a-f]{{{_COMPONENT_HEX_CHARS}}}(?:\.[A-Za-z][A-Za-z0-9]{{0,4}})?" \
-                 rf"(?:/[0-9a-f]{{{_COMPONENT_HEX_CHARS}}}(?:\.[A-Za-z][A-Za-z0-9]{{0,4}})?)*$"
 _SCHEMA = pa.schema([
     pa.field("relative_path", pa.string(), nullable=False),  # pseudonymised, as in dicom_instances
     pa.field("source_path", pa.string(), nullable=False),  # raw, relative to dicom_root
@@ -45,20 +38,6 @@ _SCHEMA = pa.schema([
 
 class SourcePathError(InputContractError):
     """A pseudonymised path that the restricted mapping does not resolve."""
-
-
-def pseudonymise_component(name: str, key: bytes) -> str:
-    """One folder or file name as a keyed hash; a short alphabetic extension is kept."""
-    match = _EXTENSION.search(name)
-    extension = match.group(0) if match and match.start() > 0 else ""
-    stem = name[: len(name) - len(extension)]
-    digest = hmac.new(key, f"path:{stem}".encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
-    return digest[:_COMPONENT_HEX_CHARS] + extension
-
-
-def pseudonymise_path(relative_path: str, key: bytes) -> str:
-    """A POSIX path relative to dicom_root, pseudonymised component by component."""
-    return "/".join(pseudonymise_component(part, key) for part in PurePosixPath(relative_path).parts)
 
 
 def scrub_path(text: str, raw: str, pseudonym: str, dicom_root: str | os.PathLike | None = None) -> str:
@@ -85,7 +64,6 @@ def map_file(data_root: str | os.PathLike, shard: str) -> Path:
 
 def record_shard(data_root: str | os.PathLike, shard: str, raw_paths: Iterable[str], key: bytes) -> Path:
     """Write the shard's mapping (pseudonymised → raw) atomically, owner-only (0600 file, 0700 folders)."""
-    from echo_pipeline.storage import atomic_path  # storage imports this module (through identifiers)
 
     target = map_file(data_root, shard)
     for folder in (target.parent.parent, target.parent):

@@ -20,7 +20,7 @@ import echo_pipeline_cli
 from definitions import build_definitions
 from echo_pipeline import check_rules, identifiers
 from echo_pipeline.identifiers import RawIdentifierError
-from echo_pipeline.source_paths import pseudonymise_path
+from echo_pipeline.privacy import pseudonymise_path
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.masking.plausibility import AREA_FRACTION
 from echo_pipeline.privacy import KEY_ENV_VAR

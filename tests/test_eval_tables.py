@@ -297,7 +297,7 @@ def build_data_root(root, rng) -> tuple:
     stored clip and report embeddings, and the model record: what the upstream assets would have written."""
     from echo_pipeline.embeddings import ClipEmbedder, ClipItem, EmbeddingStore, embed_reports
     from echo_pipeline.privacy import pseudonymise
-    from echo_pipeline.source_paths import pseudonymise_path
+    from echo_pipeline.privacy import pseudonymise_path
     from echo_pipeline.storage import DataRoot
     from echo_pipeline.tokenizers import BpeTokenizer
     from echo_pipeline import model_variants

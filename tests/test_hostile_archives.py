@@ -39,7 +39,7 @@ from echo_pipeline.ingest.uids import uid_problem
 from echo_pipeline.masking.geometry import Fan
 from echo_pipeline.masking.sectors import ClipSource, sector_tables
 from echo_pipeline.errors import InputContractError
-from echo_pipeline.privacy import KEY_ENV_VAR
+from echo_pipeline.privacy import KEY_ENV_VAR, load_or_create_key, pseudonymise_path
 from echo_pipeline.reports import read_reports
 from echo_pipeline.reports.csv_records import MAX_FIELD_CHARS
 from echo_pipeline.reports.reading import QUARANTINE_REASONS as REPORT_REASONS
@@ -90,7 +90,7 @@ def test_hostile_uids_are_quarantined_and_no_file_leaves_the_data_root(tmp_path)
     tables = ingest_shard(archive, files, None, KEY, "run", "ingest-test")
     quarantine = {r["relative_path"]: r for r in tables.quarantine.to_pylist()}
     assert sorted(tables.instances.column("sop_instance_uid").to_pylist()) == sorted(good)
-    assert {f"{name}.dcm" for name in hostile} == set(quarantine)
+    assert {pseudonymise_path(f"{name}.dcm", KEY) for name in hostile} == set(quarantine)
     for row in quarantine.values():
         assert row["reason"] == "invalid_uid" and row["sop_instance_uid"] is None and len(row["message"]) <= 500
 
@@ -195,11 +195,14 @@ def test_odd_names_symlinks_and_fifos_never_stop_the_run(tmp_path, monkeypatch):
         quarantine = con.sql("SELECT relative_path, reason, message FROM ingest_quarantine").fetchall()
         skipped = con.sql("SELECT relative_path, reason, detail FROM scan_skipped ORDER BY 1").fetchall()
         skipped_columns = [c[0] for c in con.sql("DESCRIBE scan_skipped").fetchall()]
-    assert instances == [("plain/a.dcm",)]
-    assert [(path, reason) for path, reason, _ in quarantine] == [("caf\\xe9_\\xc9COLE/b.dcm", "unreadable_path")]
+    run_key = load_or_create_key(data_root / "secrets" / "pseudonym.key")  # the key the run used (from the env)
+    assert instances == [(pseudonymise_path("plain/a.dcm", run_key),)]
+    assert [(path, reason) for path, reason, _ in quarantine] == [
+        (pseudonymise_path("caf\\xe9_\\xc9COLE/b.dcm", run_key), "unreadable_path")]
     assert "UTF-8" in quarantine[0][2]
-    assert [(path, reason) for path, reason, _ in skipped] == [
-        ("dangling", "symlink"), ("link.dcm", "symlink"), ("pipe.dcm", "special_file")]
+    assert [(path, reason) for path, reason, _ in skipped] == sorted(
+        [(pseudonymise_path(name, run_key), reason)
+         for name, reason in (("dangling", "symlink"), ("link.dcm", "symlink"), ("pipe.dcm", "special_file"))])
     assert skipped[2][2] == "FIFO" and skipped_columns == TABLES["scan_skipped"].names
 
 

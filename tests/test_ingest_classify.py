@@ -21,7 +21,7 @@ from echo_pipeline.ingest.header import identifying_values, scrub
 from echo_pipeline.privacy import pseudonymise
 from echo_pipeline.schemas import DICOM_INSTANCES, INGEST_QUARANTINE
 from echo_pipeline.sharding import shard_of
-from echo_pipeline.source_paths import pseudonymise_path
+from echo_pipeline.privacy import pseudonymise_path
 from echo_pipeline.storage import DataRoot
 
 DATA = Path(pydicom.data.__file__).parent

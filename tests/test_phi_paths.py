@@ -25,7 +25,8 @@ from definitions import build_definitions
 from echo_pipeline.privacy import KEY_ENV_VAR
 from echo_pipeline.settings import PipelineSettings
 from echo_pipeline.sharding import configured_shard_count, shard_of
-from echo_pipeline.source_paths import MAP_DIR, PSEUDONYM_PATH, SourcePaths, pseudonymise_path, scrub_path
+from echo_pipeline.privacy import PSEUDONYM_PATH, pseudonymise_path
+from echo_pipeline.source_paths import MAP_DIR, SourcePaths, scrub_path
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.synth.cohort import generate_cohort
 from truth_helpers import a4c_clips_from_truth
@@ -172,7 +173,7 @@ def test_identifier_rules_refuse_a_shard_before_it_is_published(phi_cohort, tmp_
     shard = shard_of(victim.relative_to(dicom).as_posix(), configured_shard_count())
     defs = build_definitions(_settings(phi_cohort, tmp_path / "out"))
     result = dg.materialize(list(defs.assets), partition_key=shard, resources=defs.resources, raise_on_error=False,
-                            selection=dg.AssetSelection.assets("dicom_instances", "ingest_quarantine"))
+                            selection=dg.AssetSelection.assets("dicom_instances", "ingest_quarantine", "scan_skipped"))
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "RawIdentifierError" in str(failure.event_specific_data.error) and not _leaks(serialize_value(failure))

@@ -19,7 +19,8 @@ import pytest
 import echo_pipeline_cli
 from echo_pipeline.privacy import KEY_ENV_VAR
 from echo_pipeline.sharding import configured_shard_count
-from echo_pipeline.source_paths import SourcePaths, pseudonymise_path
+from echo_pipeline.privacy import pseudonymise_path
+from echo_pipeline.source_paths import SourcePaths
 
 SELECT = "ingest_quarantine"
 KEY = "test-key-not-a-secret"

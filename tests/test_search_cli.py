@@ -19,7 +19,7 @@ from echo_pipeline.masking.dicom_file import masked_frames_from_dicom
 from echo_pipeline.model_variants import CLIP_TABLE, REPORT_INDEX, REPORT_TABLE, VIDEO_INDEX, index_dir, report_partition
 from echo_pipeline.search.refresh import refresh_index, update_clip_embeddings
 from echo_pipeline.search.searcher import Searcher
-from echo_pipeline.source_paths import pseudonymise_path
+from echo_pipeline.privacy import pseudonymise_path
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.synth.cohort import generate_cohort
 from echo_pipeline.tokenizers import make_tokenizer

@@ -20,7 +20,7 @@ import pyarrow as pa
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.schemas import SCAN_SKIPPED
 from echo_pipeline.sharding import shard_names, shard_of
-from echo_pipeline.source_paths import pseudonymise_path
+from echo_pipeline.privacy import pseudonymise_path
 
 #: `scan_skipped.reason` codes: entries under dicom_root that are not ingested, and why.
 SKIP_REASONS = {

@@ -25,7 +25,8 @@ from echo_pipeline.ingest.classify import classify_file
 from echo_pipeline.ingest.dedup import deduplicate
 from echo_pipeline.ingest.scan import ScannedFile
 from echo_pipeline.schemas import DICOM_INSTANCES, INGEST_QUARANTINE
-from echo_pipeline.source_paths import pseudonymise_path, scrub_path
+from echo_pipeline.privacy import pseudonymise_path
+from echo_pipeline.source_paths import scrub_path
 from echo_pipeline.storage import DataRoot
 
 Row = dict[str, Any]
