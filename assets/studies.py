@@ -1,10 +1,12 @@
 """Studies over time: study embeddings per model variant (and, below them, the procedure events and the
 analyses that follow a patient's studies across time). What is measured and how: docs/evaluation.md."""
 
+from collections import Counter
+
 import dagster as dg
 
 from assets.partitions import MODEL_VARIANTS
-from assets.publishing import preview, publish_catalog
+from assets.publishing import counts_table, preview, publish_catalog
 from echo_pipeline import model_variants, studies
 from resources import PipelineResource
 
@@ -29,4 +31,32 @@ def study_embeddings(context: dg.AssetExecutionContext, pipeline: PipelineResour
         "model_id": record.model_id, "dagster/row_count": table.num_rows,
         "clips_averaged": int(n_clips.sum()), "clips_per_study_max": int(n_clips.max()) if len(n_clips) else 0,
         "preview": preview(table.drop_columns(["embedding"])),
+    })
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("procedure_events", deps=["events_file"], group_name=GROUP, kinds={"parquet", "duckdb"},
+                     description="The procedure events file, validated; patient ids hashed like the reports'.",
+                     code_version=studies.CODE_VERSION),
+        dg.AssetSpec("event_quarantine", deps=["events_file"], group_name=GROUP, kinds={"parquet", "duckdb"},
+                     description="Event rows that cannot be used, with the reason and line.",
+                     code_version=studies.CODE_VERSION),
+    ],
+)
+def validated_events(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    path = pipeline.settings.events_path
+    kept, quarantined, note = studies.read_events_if_configured(
+        path, pipeline.pseudonym_key(), run_id=context.run.run_id, code_version=studies.CODE_VERSION)
+    pipeline.store.write_table("procedure_events", kept)
+    pipeline.store.write_table("event_quarantine", quarantined)
+    publish_catalog(pipeline)
+    procedures = Counter(kept.column("procedure").to_pylist())
+    yield dg.MaterializeResult(asset_key="procedure_events", metadata={
+        "source": str(path) if path else "(not configured)", "dagster/row_count": kept.num_rows,
+        "procedures": counts_table(procedures, "procedure"), **({"note": note} if note else {}),
+    })
+    yield dg.MaterializeResult(asset_key="event_quarantine", metadata={
+        "dagster/row_count": quarantined.num_rows,
+        "reasons": counts_table(Counter(quarantined.column("reason").to_pylist()), "reason"),
     })

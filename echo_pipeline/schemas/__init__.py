@@ -51,6 +51,8 @@ from echo_pipeline.schemas.embeddings import (  # noqa: F401
 )
 from echo_pipeline.schemas.studies import (  # noqa: F401
     STUDY_EMBEDDINGS,
+    PROCEDURE_EVENTS,
+    EVENT_QUARANTINE,
 )
 from echo_pipeline.schemas.evaluation import (  # noqa: F401
     EVAL_RETRIEVAL,
@@ -82,6 +84,8 @@ TABLES: dict[str, pa.Schema] = {
     "clip_embeddings": CLIP_EMBEDDINGS,
     "report_embeddings": REPORT_EMBEDDINGS,
     "study_embeddings": STUDY_EMBEDDINGS,
+    "procedure_events": PROCEDURE_EVENTS,
+    "event_quarantine": EVENT_QUARANTINE,
     "bpe_tokens": BPE_TOKENS,
     "template_tokens": TEMPLATE_TOKENS,
     "template_unknown_sentences": TEMPLATE_UNKNOWN_SENTENCES,

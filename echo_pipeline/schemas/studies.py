@@ -21,3 +21,30 @@ STUDY_EMBEDDINGS = pa.schema(
         CODE_VERSION,
     ]
 )
+
+#: The procedure-events file, validated (echo_pipeline/studies/events.py): one row per kept event.
+PROCEDURE_EVENTS = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),  # evt_ + hash of (patient_key, procedure, event_date)
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_row", pa.int64(), nullable=False),  # 0-based data row, header excluded
+        pa.field("patient_key", pa.string(), nullable=False),  # keyed hash of the patient id, never the raw id
+        pa.field("procedure", pa.string(), nullable=False),  # heart_transplant | cardiac_surgery | tavr | …
+        pa.field("event_date", pa.date32(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+#: Event rows that cannot be used, with the reason (one row per rejected input row).
+EVENT_QUARANTINE = pa.schema(
+    [
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_row", pa.int64(), nullable=False),
+        pa.field("line", pa.int64()),  # first line of the row in a CSV file (1-based); null for Parquet
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("message", pa.string(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
