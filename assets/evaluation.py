@@ -65,7 +65,7 @@ def _auc_comparison(table) -> str:
     df = table.to_pandas()
     if df.empty:
         return "_(empty)_"
-    df = df[(df["metric"] == "auc") & df["primary"]]
+    df = df[(df["metric"] == "auc") & df["primary"] & (df["level"] == "clip")]
     wide = df.pivot_table(index="task", columns="model_kind", values="value", aggfunc="first")
     return wide.to_markdown(floatfmt=".3f")
 
@@ -119,5 +119,7 @@ def _results(record: model_variants.ModelRecord, out, pngs: dict):
     patients = tables["eval_patient_identification"]
     yield dg.MaterializeResult(asset_key="eval_patient_identification", metadata={
         **common, "dagster/row_count": patients.num_rows,
-        "metrics": dg.MetadataValue.md(_md_table(patients, ["model_kind", "metric", "value", "ci_low", "ci_high", "n"])),
+        "metrics": dg.MetadataValue.md(_md_table(patients, ["model_kind", "level", "metric", "value", "ci_low",
+                                                            "ci_high", "n"])),
+        **_figure_metadata(out.figures, pngs, ["serial_lvef_change"]),
     })

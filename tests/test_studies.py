@@ -5,6 +5,7 @@ import datetime as dt
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -15,6 +16,7 @@ from echo_pipeline.errors import EmbeddingError, UpstreamNotMaterialisedError
 from echo_pipeline.schemas import DICOM_INSTANCES
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.studies import load_study_embeddings, mean_by_study
+from echo_pipeline.studies.change import clip_pair_similarity, event_windows, study_similarity
 from resources import PipelineResource
 from test_embedding_assets import save_tiny_model, write_masked_clips
 
@@ -78,3 +80,53 @@ def test_study_embeddings_asset_averages_each_studys_stored_clips(tmp_path):
     np.testing.assert_allclose(vectors[1], expected / np.linalg.norm(expected), atol=1e-5)
     [event] = result.asset_materializations_for_node("study_embeddings")
     assert event.metadata["clips_averaged"].value == 4
+
+
+def _events_and_studies():
+    d = dt.date
+    events = pd.DataFrame({"event_id": ["e1", "e2", "e3", "e4"], "patient_key": ["p1", "p2", "p3", "p4"],
+                           "procedure": ["heart_transplant", "tavr", "tavr", "pacemaker"],
+                           "event_date": [d(2020, 6, 1), d(2020, 6, 1), d(2020, 6, 1), d(2020, 6, 1)]})
+    studies = pd.DataFrame({
+        "study_instance_uid": ["a0", "a1", "a2", "a3", "aX", "b0", "b1", "c0", "c1"],
+        "patient_key": ["p1", "p1", "p1", "p1", "p1", "p2", "p2", "p3", "p3"],
+        "study_date": [d(2020, 1, 1), d(2020, 3, 1), d(2020, 6, 1), d(2020, 8, 1), d(2021, 6, 1),  # a2: that day
+                       d(2020, 7, 1), d(2020, 9, 1), d(2020, 5, 1), d(2021, 5, 1)]})
+    return events, studies
+
+
+def test_event_windows_score_studies_against_the_earliest_one_before_the_event():
+    events, studies = _events_and_studies()
+    windows, notes = event_windows(events, studies)
+    p1 = windows[windows["event_id"] == "e1"]
+    assert p1["study_instance_uid"].tolist() == ["a1", "a3"]  # a0 is the reference; a2 same day, aX too late
+    assert set(p1["reference_study_uid"]) == {"a0"} and p1["after_event"].tolist() == [False, True]
+    assert p1["days_from_event"].tolist() == [-92, 61]
+    assert set(windows["event_id"]) == {"e1"}  # e2: no study before; e3: only the reference; e4: no study
+    assert len(notes) == 3 and any("comes after it" in n for n in notes)
+
+
+def test_similarities_and_auc_rows_find_a_change_and_no_change():
+    from echo_pipeline.evaluation.clinical_change import ChangeSettings, auc_rows
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in range(30):  # before: near the reference; after: turned away from it, a bit less each time
+        for after in (False, True):
+            rows.append({"patient_key": f"p{p}", "procedure": "tavr" if p % 2 else "cardiac_surgery",
+                         "after_event": after, "value": 0.9 - (0.3 if after else 0) + rng.normal(0, 0.05)})
+    scored = pd.DataFrame(rows)
+    boot = ChangeSettings(n_resamples=200)
+    [surgery, tavr, pooled] = auc_rows(scored, {}, boot)
+    assert pooled["procedure"] == "all" and pooled["n_patients"] == 30 and pooled["n_after"] == 30
+    assert pooled["value"] > 0.95 and pooled["ci_low"] > 0.9
+    null = scored.assign(value=rng.normal(0.8, 0.05, len(scored)))
+    pooled_null = auc_rows(null, {}, boot)[-1]
+    assert pooled_null["ci_low"] < 0.5 < pooled_null["ci_high"]
+    windows = pd.DataFrame({"study_instance_uid": ["s1", "s2"], "reference_study_uid": ["s0", "s9"]})
+    vectors = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    sims = study_similarity(windows, ["s0", "s1", "s2"], vectors)
+    assert sims[0] == pytest.approx(0.6) and np.isnan(sims[1])  # s9 has no vector
+    clips = {"s0": np.array([[1.0, 0.0], [0.0, 1.0]]), "s1": np.array([[1.0, 0.0]])}
+    pair = clip_pair_similarity(windows, clips)
+    assert pair[0] == pytest.approx(0.5) and np.isnan(pair[1])

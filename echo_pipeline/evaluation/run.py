@@ -27,6 +27,8 @@ from echo_pipeline.evaluation.model_embeddings import (ModelEncoder, stored_clip
                                                        stored_report_embeddings)
 from echo_pipeline.evaluation.prompt_sets import embed_prompt_sets, primary_strategy, prompt_sets
 from echo_pipeline.evaluation.prompts import DEFAULT_PROMPTS_PATH, PromptsFile, load_prompts
+from echo_pipeline.evaluation.change_plots import serial_change_scatter
+from echo_pipeline.evaluation.study_level import add_study_level
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.training import registry
 from echo_pipeline.upstream import require_tables
@@ -140,10 +142,13 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
                                            embedded["untrained"]),
     }
     results: dict[tuple[str, str], suite.ModelResult] = {}
+    serial = {}
     for kind, emb in model_embeddings.items():
-        progress(f"scoring the {kind} model on {len(cohort.clips)} clips")
+        progress(f"scoring the {kind} model on {len(cohort.clips)} clips and their studies")
         results[(kind, INTERNAL)] = suite.evaluate_model(cohort, emb, prompts, lineages[kind], boot,
                                                          sample_seed=settings.seed, n_pairs=settings.n_pairs)
+        serial[kind] = add_study_level(results[(kind, INTERNAL)], cohort, emb, prompts, lineages[kind], boot,
+                                       sample_seed=settings.seed, n_pairs=settings.n_pairs)
     studies = cohort.clips["study_instance_uid"].to_numpy(dtype=object)
     means = suite.cohort_training_means(cohort, prompts)
     mean_lineage = base.but(model_id="training_mean", model_kind="training_mean")
@@ -167,6 +172,7 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
 
     outputs = _assemble(results, primary_strategy(record.tokenizer), notes)
     outputs.figures = _figures(results)
+    outputs.figures["serial_lvef_change"] = serial_change_scatter(serial)
     return outputs
 
 

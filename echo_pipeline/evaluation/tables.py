@@ -56,6 +56,7 @@ class Lineage:
     split: str
     run_id: str
     code_version: str = CODE_VERSION
+    level: str = "clip"  # clip | study: what one scored row of the cohort is (eval_summary uses clip rows)
 
     def but(self, **changes) -> "Lineage":
         return replace(self, **changes)
@@ -202,6 +203,8 @@ def summary_rows(tables: dict[str, pd.DataFrame], primary_strategy: str) -> list
             mask &= (df[column] == value).to_numpy()
         if "primary" in df.columns:
             mask &= df["primary"].fillna(False).to_numpy(dtype=bool)
+        if "level" in df.columns:  # Table 2 is the paper's clip-level evaluation
+            mask &= (df["level"] == "clip").to_numpy()
         frames.append(df[mask].assign(summary_column=name))
     if not frames:
         return []

@@ -53,6 +53,7 @@ from echo_pipeline.schemas.studies import (  # noqa: F401
     STUDY_EMBEDDINGS,
     PROCEDURE_EVENTS,
     EVENT_QUARANTINE,
+    EVAL_CLINICAL_CHANGE,
 )
 from echo_pipeline.schemas.evaluation import (  # noqa: F401
     EVAL_RETRIEVAL,
@@ -101,4 +102,5 @@ TABLES: dict[str, pa.Schema] = {
     "eval_regression": EVAL_REGRESSION,
     "eval_patient_identification": EVAL_PATIENT_IDENTIFICATION,
     "eval_summary": EVAL_SUMMARY,
+    "eval_clinical_change": EVAL_CLINICAL_CHANGE,
 }

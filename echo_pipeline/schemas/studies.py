@@ -48,3 +48,34 @@ EVENT_QUARANTINE = pa.schema(
         CODE_VERSION,
     ]
 )
+
+#: Clinical change (docs/evaluation.md): per scored study its similarity to the patient's earliest study around
+#: a procedure, and per procedure the before/after AUC. Long table; partitioned by model variant.
+EVAL_CLINICAL_CHANGE = pa.schema(
+    [
+        pa.field("model_id", pa.string(), nullable=False),
+        pa.field("checkpoint_sha256", pa.string(), nullable=False),
+        pa.field("model_kind", pa.string(), nullable=False),  # trained | untrained
+        pa.field("variant", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),  # patients analysed: test (default) | all
+        pa.field("metric", pa.string(), nullable=False),  # similarity_to_earliest | auc_before_after
+        pa.field("level", pa.string(), nullable=False),  # study (study embeddings) | clip (mean over clip pairs)
+        pa.field("procedure", pa.string(), nullable=False),  # the event's procedure; "all" for the pooled AUC
+        pa.field("event_id", pa.string()),  # procedure_events.event_id (similarity rows)
+        pa.field("patient_key", pa.string()),
+        pa.field("study_instance_uid", pa.string()),  # the scored study (similarity rows)
+        pa.field("reference_study_uid", pa.string()),  # the patient's earliest study in the window
+        pa.field("days_from_event", pa.int32()),  # study date − event date (similarity rows)
+        pa.field("after_event", pa.bool_()),
+        pa.field("value", pa.float64()),  # cosine similarity, or the AUC (after = less similar)
+        pa.field("ci_low", pa.float64()),  # 95 % bootstrap by patient (AUC rows)
+        pa.field("ci_high", pa.float64()),
+        pa.field("n_before", pa.int64(), nullable=False),  # scored studies before / after the event behind the row
+        pa.field("n_after", pa.int64(), nullable=False),
+        pa.field("n_patients", pa.int64(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("n_resamples", pa.int64(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
