@@ -6,6 +6,7 @@ numbers in the UI. What is measured and how: docs/evaluation.md.
 """
 
 import dagster as dg
+import pyarrow.compute as pc
 
 from assets.partitions import MODEL_VARIANTS
 from assets.publishing import publish_catalog
@@ -25,6 +26,8 @@ _DESCRIPTIONS = {
     "eval_regression": "Zero-shot LVEF and PASP: MAE, bias, LVEF AUCs at 50/40/30 %; training-mean baseline.",
     "eval_patient_identification": "Same-patient AUC and mean similarity by pair type (test split clips).",
     "eval_summary": "Table 2 of the paper: one row per variant, model kind and dataset.",
+    "eval_subgroups": "Table 2's metrics per age band, sex, manufacturer and image-quality band (+ CI, n; "
+                      "groups under the minimum n flagged too_small).",
 }
 
 
@@ -115,6 +118,12 @@ def _results(record: model_variants.ModelRecord, out, pngs: dict):
         **common, **{k: v for k, v in headline.items() if k.endswith("lvef_mae")},
         "dagster/row_count": tables["eval_regression"].num_rows,
         **_figure_metadata(out.figures, pngs, ["lvef_scatter", "pasp_scatter"]),
+    })
+    groups = tables["eval_subgroups"]
+    yield dg.MaterializeResult(asset_key="eval_subgroups", metadata={
+        **common, "dagster/row_count": groups.num_rows,
+        "trained": dg.MetadataValue.md(_md_table(groups.filter(pc.equal(groups["model_kind"], "trained")), [
+            "dimension", "subgroup", "metric", "value", "ci_low", "ci_high", "n_studies", "too_small"])),
     })
     patients = tables["eval_patient_identification"]
     yield dg.MaterializeResult(asset_key="eval_patient_identification", metadata={

@@ -50,3 +50,50 @@ def test_study_vectors_are_the_mean_of_their_clips():
     assert study_emb.frames.shape == (N_STUDIES, 1, study_emb.clips.shape[1]) and (study_emb.n_frames == 1).all()
     first = cohort.clips.drop_duplicates("study_instance_uid").index
     pd.testing.assert_frame_equal(studies.labels, cohort.labels.loc[first].reset_index(drop=True))
+
+
+def test_subgroups_score_big_groups_and_flag_small_ones():
+    from echo_pipeline.evaluation.subgroups import DIMENSIONS, subgroup_of, subgroup_rows
+
+    cohort = make_cohort()
+    n = len(cohort.clips)
+    attributes = pd.DataFrame({"sop_instance_uid": cohort.clips["sop_instance_uid"],
+                               "age_band": ["60-69"] * (n - 4) + ["90+"] * 4, "sex": ["F", "M"] * (n // 2),
+                               "manufacturer": [None] * n, "crop_side": np.arange(n, dtype=float)})
+    groups = subgroup_of(cohort.clips, attributes)
+    assert set(groups["manufacturer"]) == {"unknown"}
+    assert groups["image_quality"].value_counts().to_dict() == {"low": 8, "middle": 8, "high": 8}
+    emb = perfect_embeddings(cohort)
+    rows = pd.DataFrame(subgroup_rows(cohort, groups, {"trained": emb}, {"trained": LINEAGE}, PROMPTS, BOOT,
+                                      "base_prompts", min_studies=6))
+    assert set(rows["dimension"]) == set(DIMENSIONS)
+    old = rows[(rows["dimension"] == "age_band") & (rows["subgroup"] == "90+")]
+    assert old["too_small"].all() and old["value"].isna().all() and (old["n_studies"] == 2).all()
+    big = rows[(rows["dimension"] == "age_band") & (rows["subgroup"] == "60-69")].set_index("metric")
+    assert not big["too_small"].any() and big.loc["mcmrr", "value"] == 1.0 and big.loc["mcmrr", "n_studies"] == 10
+    assert big.loc["tavr_auc", "ci_low"] <= big.loc["tavr_auc", "value"] <= big.loc["tavr_auc", "ci_high"]
+
+
+def test_age_band_comes_from_patient_age_or_the_dates_and_never_keeps_the_birth_date():
+    import datetime as dt
+
+    from pydicom.dataset import Dataset
+
+    from echo_pipeline.ingest.header import instance_fields
+
+    def header(**tags):
+        ds = Dataset()
+        ds.StudyDate = "20200615"
+        for keyword, value in tags.items():
+            setattr(ds, keyword, value)
+        return instance_fields(ds, b"k")
+
+    assert header(PatientAge="063Y", PatientBirthDate="19000101")["age_band"] == "60-69"  # the tag wins
+    assert header(PatientAge="018M")["age_band"] == "0-9"
+    born = header(PatientBirthDate="19500616", PatientSex="F")
+    assert born["age_band"] == "60-69" and born["patient_sex"] == "F"  # one day short of 70
+    assert header(PatientBirthDate="19200101")["age_band"] == "90+"
+    assert header(PatientBirthDate="garbage", PatientSex="X") | {} == header() | {"patient_sex": None}
+    assert header()["age_band"] is None
+    assert not any(isinstance(v, dt.date) and v.year == 1950 for v in born.values())
+    assert "19500616" not in repr(born)

@@ -20,7 +20,7 @@ import pyarrow as pa
 from echo_pipeline import catalog, model_variants
 from echo_pipeline.embeddings import model_fingerprint
 from echo_pipeline.errors import EvaluationError
-from echo_pipeline.evaluation import echonet, plots, suite
+from echo_pipeline.evaluation import echonet, plots, subgroups, suite
 from echo_pipeline.evaluation import tables as T
 from echo_pipeline.evaluation.cohort import NEEDED_VIEWS, EvalCohort, read_cohort
 from echo_pipeline.evaluation.model_embeddings import (ModelEncoder, stored_clip_embeddings,
@@ -171,6 +171,11 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
             mean_lineage.but(dataset=echonet.DATASET, split=split), boot)
 
     outputs = _assemble(results, primary_strategy(record.tokenizer), notes)
+    progress("scoring the subgroups (age band, sex, manufacturer, image quality)")
+    groups = subgroups.subgroup_of(cohort.clips, subgroups.read_attributes(catalog.open_reader(data_root)))
+    outputs.tables[subgroups.TABLE] = subgroups.subgroup_table(subgroups.subgroup_rows(
+        cohort, groups, model_embeddings, lineages, prompts, boot, primary_strategy(record.tokenizer),
+        sample_seed=settings.seed))
     outputs.figures = _figures(results)
     outputs.figures["serial_lvef_change"] = serial_change_scatter(serial)
     return outputs

@@ -54,6 +54,7 @@ from echo_pipeline.schemas.studies import (  # noqa: F401
     PROCEDURE_EVENTS,
     EVENT_QUARANTINE,
     EVAL_CLINICAL_CHANGE,
+    EVAL_SUBGROUPS,
 )
 from echo_pipeline.schemas.evaluation import (  # noqa: F401
     EVAL_RETRIEVAL,
@@ -103,4 +104,5 @@ TABLES: dict[str, pa.Schema] = {
     "eval_patient_identification": EVAL_PATIENT_IDENTIFICATION,
     "eval_summary": EVAL_SUMMARY,
     "eval_clinical_change": EVAL_CLINICAL_CHANGE,
+    "eval_subgroups": EVAL_SUBGROUPS,
 }

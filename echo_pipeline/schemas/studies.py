@@ -1,5 +1,5 @@
-"""Studies over time (echo_pipeline/studies; docs/evaluation.md): study embeddings, procedure events and the
-tables that follow studies of one patient across time."""
+"""Studies over time (echo_pipeline/studies; docs/evaluation.md): study embeddings, procedure events, the
+tables that follow studies of one patient across time, and the subgroup table of the evaluation."""
 
 from __future__ import annotations
 
@@ -73,6 +73,34 @@ EVAL_CLINICAL_CHANGE = pa.schema(
         pa.field("n_before", pa.int64(), nullable=False),  # scored studies before / after the event behind the row
         pa.field("n_after", pa.int64(), nullable=False),
         pa.field("n_patients", pa.int64(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("n_resamples", pa.int64(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
+)
+
+#: Table 2's metrics per subgroup of the test split (echo_pipeline/evaluation/subgroups.py); one row per
+#: (model, dimension, group, metric); partitioned by model variant.
+EVAL_SUBGROUPS = pa.schema(
+    [
+        pa.field("model_id", pa.string(), nullable=False),
+        pa.field("checkpoint_sha256", pa.string(), nullable=False),
+        pa.field("model_kind", pa.string(), nullable=False),  # trained | untrained
+        pa.field("variant", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),  # internal
+        pa.field("split", pa.string(), nullable=False),  # test
+        pa.field("dimension", pa.string(), nullable=False),  # age_band | sex | manufacturer | image_quality
+        pa.field("subgroup", pa.string(), nullable=False),  # e.g. "60-69", "F", "Echolux", "low"; "unknown"
+        pa.field("metric", pa.string(), nullable=False),  # mcmrr | lvef_mae | pasp_mae | tavr_auc | …
+        pa.field("value", pa.float64()),  # null when too small or undefined in the group
+        pa.field("ci_low", pa.float64()),
+        pa.field("ci_high", pa.float64()),
+        pa.field("n", pa.int64(), nullable=False),  # clips in the group
+        pa.field("n_studies", pa.int64(), nullable=False),
+        pa.field("n_patients", pa.int64(), nullable=False),
+        pa.field("too_small", pa.bool_(), nullable=False),  # fewer studies than min_studies: not scored
+        pa.field("min_studies", pa.int64(), nullable=False),
         pa.field("seed", pa.int64(), nullable=False),
         pa.field("n_resamples", pa.int64(), nullable=False),
         RUN_ID,
