@@ -1,6 +1,6 @@
 """Stage 8: the trained model of each variant evaluated on the test split (and EchoNet-Dynamic when configured).
 
-One multi-asset per variant writes the five `eval_*` tables (one Parquet partition per variant, so the DuckDB
+One multi-asset per variant writes the six `eval_*` tables (one Parquet partition per variant, so the DuckDB
 views show both variants side by side), the figures under `arrays/eval_plots/<variant>/`, and the headline
 numbers in the UI. What is measured and how: docs/evaluation.md.
 """
