@@ -130,3 +130,77 @@ def test_similarities_and_auc_rows_find_a_change_and_no_change():
     clips = {"s0": np.array([[1.0, 0.0], [0.0, 1.0]]), "s1": np.array([[1.0, 0.0]])}
     pair = clip_pair_similarity(windows, clips)
     assert pair[0] == pytest.approx(0.5) and np.isnan(pair[1])
+
+
+def test_clinical_change_asset_writes_rows_that_reach_their_files_and_events(tmp_path, monkeypatch):
+    import duckdb
+
+    from assets.studies import eval_clinical_change, validated_events
+    from echo_pipeline.privacy import KEY_ENV_VAR, pseudonymise
+
+    monkeypatch.setenv(KEY_ENV_VAR, "test-key")
+    store = DataRoot(tmp_path / "data")
+    save_tiny_model(store, seed=0, name="first")
+    d0 = dt.date(2020, 1, 1)
+    offsets = {"A": (0, 60, 150), "B": (0, 40, 120)}  # events on day 90 and 70
+    study_of, patient_of, dates, clips = {}, {}, {}, []
+    for patient, days in offsets.items():
+        for j, day in enumerate(days):
+            study = f"{patient}{j}"
+            patient_of[study], dates[study] = pseudonymise(f"MRN-{patient}", b"test-key", "patient"), d0 + dt.timedelta(day)
+            for c in range(2):
+                study_of[f"9.{patient}{j}{c}"] = study
+                clips.append(f"9.{patient}{j}{c}")
+    write_masked_clips(store, {"00": clips})
+    write_instances(store, study_of, patient_of, dates)
+    studies = sorted(set(study_of.values()))
+    store.write_table("splits", pa.table({"study_instance_uid": studies, "patient_key": [patient_of[s] for s in studies],
+                                          "split": ["test"] * len(studies), "run_id": ["t"] * len(studies),
+                                          "code_version": ["t"] * len(studies)}))
+    events = tmp_path / "events.csv"
+    events.write_text("patient_id,procedure,event_date\nMRN-A,heart_transplant,2020-03-31\nMRN-B,tavr,2020-03-11\n")
+    resource = PipelineResource(dicom_root=str(tmp_path), reports_path=str(tmp_path / "r.csv"),
+                                data_root=str(store.path), events_path=str(events))
+    result = dg.materialize([clip_embeddings, study_embeddings, validated_events, eval_clinical_change],
+                            partition_key="bpe", resources={"pipeline": resource},
+                            run_config={"ops": {"eval_clinical_change": {"config": {"n_resamples": 50}}}})
+    assert result.success
+    con = duckdb.connect(str(store.catalog_path), read_only=True)
+    rows = con.execute("SELECT * FROM eval_clinical_change").df()
+    similarity = rows[rows["metric"] == "similarity_to_earliest"]
+    # Per patient: the earliest study is the reference; one study before and one after the event are scored.
+    assert len(similarity) == 2 * 2 * 2 * 2  # patients × scored studies × levels × model kinds
+    assert set(similarity["study_instance_uid"]) == {"A1", "A2", "B1", "B2"}
+    assert set(similarity["reference_study_uid"]) == {"A0", "B0"}
+    assert similarity["value"].between(-1, 1).all() and set(rows["model_kind"]) == {"trained", "untrained"}
+    auc = rows[rows["metric"] == "auc_before_after"]
+    assert set(auc["procedure"]) == {"heart_transplant", "tavr", "all"} and (auc["n_patients"] > 0).all()
+    reached = con.execute("""SELECT count(*) FROM eval_clinical_change AS c WHERE NOT EXISTS (
+        SELECT 1 FROM clinical_change_lineage AS l WHERE l.model_id = c.model_id AND l.level = c.level
+        AND l.metric = c.metric AND l.procedure = c.procedure
+        AND coalesce(l.row_study_uid, '') = coalesce(c.study_instance_uid, '') AND l.events_row IS NOT NULL
+        AND l.relative_path IS NOT NULL)""").fetchone()[0]
+    assert reached == 0
+    files = con.execute("SELECT DISTINCT relative_path FROM clinical_change_lineage WHERE row_study_uid = 'A2'").df()
+    assert sorted(files["relative_path"]) == ["9.A00.dcm", "9.A01.dcm", "9.A20.dcm", "9.A21.dcm"]
+    [event] = result.asset_materializations_for_node("eval_clinical_change")
+    assert "data:image/png;base64," in event.metadata["clinical_change_trained"].value
+
+
+def test_without_an_events_file_the_change_table_is_empty_and_says_why(tmp_path):
+    from assets.studies import eval_clinical_change, validated_events
+    from echo_pipeline.studies import NO_EVENTS_NOTE
+
+    store = DataRoot(tmp_path / "data")
+    save_tiny_model(store, seed=0, name="first")
+    write_masked_clips(store, {"00": ["1.1"]})
+    write_instances(store, {"1.1": "S1"}, {"S1": "p"}, {"S1": dt.date(2020, 1, 1)})
+    store.write_table("splits", pa.table({"study_instance_uid": ["S1"], "patient_key": ["p"], "split": ["test"],
+                                          "run_id": ["t"], "code_version": ["t"]}))
+    resource = PipelineResource(dicom_root=str(tmp_path), reports_path=str(tmp_path / "r.csv"),
+                                data_root=str(store.path))
+    result = dg.materialize([clip_embeddings, study_embeddings, validated_events, eval_clinical_change],
+                            partition_key="bpe", resources={"pipeline": resource})
+    assert result.success and store.read_table("eval_clinical_change", "bpe").num_rows == 0
+    [event] = result.asset_materializations_for_node("eval_clinical_change")
+    assert event.metadata["notes"].value[0] == NO_EVENTS_NOTE

@@ -1,6 +1,6 @@
-"""Clip and study vectors of a set of clips, for the trained model (stored) and the random-init reference
-(embedded here): what the analyses of studies over time compare. Study vectors are the normalised mean of a
-study's clips, as in `study_embeddings`."""
+"""Clip and study vectors of a set of clips, for the trained model (stored: `clip_embeddings`,
+`study_embeddings`) and the random-init reference (embedded here, its study vectors pooled by the same rule as
+`study_embeddings`): what the analyses of studies over time compare."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from echo_pipeline import model_variants
 from echo_pipeline.embeddings import model_fingerprint
 from echo_pipeline.evaluation.model_embeddings import ModelEncoder, stored_clip_embeddings
 from echo_pipeline.storage import DataRoot
-from echo_pipeline.studies.embeddings import mean_by_study
+from echo_pipeline.studies.embeddings import load_study_embeddings, mean_by_study
 from echo_pipeline.training import registry
 
 
@@ -52,6 +52,11 @@ def model_vectors(store: DataRoot, record: model_variants.ModelRecord, clips: pd
                                                   clips["sop_instance_uid"].tolist())
     clips = clips[found].reset_index(drop=True)
     out = {"trained": _kind_vectors(clips["sop_instance_uid"].tolist(), studies_of, vectors)}
+    # The trained model's study vectors are the stored `study_embeddings` (the same rule over every embedded
+    # clip of the study), so the tables and the catalog agree.
+    rows, stored = load_study_embeddings(store, record.variant, record.model_id)
+    wanted = rows["study_instance_uid"].isin(set(clips["study_instance_uid"])).to_numpy()
+    out["trained"].study_uids, out["trained"].studies = rows["study_instance_uid"][wanted].tolist(), stored[wanted]
     tokenizer = registry.load_tokenizer(record)
     untrained = ModelEncoder(registry.untrained_model(record, tokenizer), tokenizer, device=device,
                              batch_frames=batch_frames, num_workers=num_workers)

@@ -41,8 +41,8 @@ def event_windows(events: pd.DataFrame, studies: pd.DataFrame, window_days: int 
             skipped["no_studies"] += 1
             continue
         days = (pd.to_datetime(group["study_date"]) - pd.Timestamp(event.event_date)).dt.days.to_numpy()
-        inside = group[(np.abs(days) <= window_days) & (days != 0)].assign(days=days[(np.abs(days) <= window_days)
-                                                                                   & (days != 0)])
+        near = (np.abs(days) <= window_days) & (days != 0)
+        inside = group[near].assign(days=days[near])
         if inside.empty or inside["days"].iloc[0] > 0:
             skipped["no_reference_before" if not inside.empty else "no_studies"] += 1
             continue
