@@ -210,7 +210,7 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
     instance = _open_instance()
     # Observing first records the inputs' data versions that this run consumes, so the UI later marks as
     # stale exactly what a changed input or code version affects (not everything, for lack of a baseline).
-    print("==> observing inputs (dicom_root, reports_file, view_labels_file)", flush=True)
+    print("==> observing inputs (dicom_root, reports_file, view_labels_file, events_file)", flush=True)
     observed = defs.resolve_job_def("observe_inputs").execute_in_process(
         instance=instance, raise_on_error=False, run_config=_CONSOLE_LOG_INFO)
     if not observed.success:

@@ -83,7 +83,7 @@ def _figures(store, variant: str, figures: dict) -> dict:
 
 @dg.asset(
     partitions_def=MODEL_VARIANTS, group_name=GROUP, kinds={"parquet", "duckdb"}, code_version=studies.CODE_VERSION,
-    deps=["study_embeddings", "procedure_events", "clip_model", "splits",
+    deps=["study_embeddings", "clip_embeddings", "procedure_events", "clip_model", "splits",
           *(dg.AssetDep(name, partition_mapping=dg.AllPartitionMapping()) for name in ("dicom_instances", "masked_clips"))],
 )
 def eval_clinical_change(context: dg.AssetExecutionContext, config: ChangeConfig,
