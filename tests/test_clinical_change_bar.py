@@ -17,14 +17,17 @@ from echo_pipeline.settings import PipelineSettings
 from echo_pipeline.synth.cohort import generate_cohort
 
 PATIENTS, SEED, VARIANT = 80, 0, "bpe"
+#: CLIP epochs and view-classifier epochs: fewer than the presets', so the two cohorts train in minutes on CPU.
+EPOCHS, VIEW_EPOCHS = 12, 4
 #: Every patient is analysed: the bar is about finding change, and a small cohort's test split holds few events.
 CHANGE_CONFIG = {"split": "all", "n_resamples": 1000}
 
 
-def run_to_clinical_change(cohort, data_root, variant: str = VARIANT, epochs: int | None = None,
-                           op_config: dict | None = None) -> None:
+def run_to_clinical_change(cohort, data_root, variant: str = VARIANT, epochs: int | None = EPOCHS,
+                           op_config: dict | None = None, skip: frozenset = frozenset()) -> None:
     """Materialise `eval_clinical_change[variant]` and everything upstream of it, one variant only; ``epochs``
-    of CLIP training (None: the preset's), ``op_config``: extra run config per asset name."""
+    of CLIP training, ``op_config``: extra run config per asset name, ``skip``: assets already materialised
+    in ``data_root`` not to run again."""
     op_config = {"eval_clinical_change": CHANGE_CONFIG, **(op_config or {})}
     from definitions import build_definitions
     from echo_pipeline_cli import _next_batch
@@ -40,6 +43,10 @@ def run_to_clinical_change(cohort, data_root, variant: str = VARIANT, epochs: in
     assets = list(defs.assets) + list(defs.asset_checks)
     while remaining:
         batch = _next_batch(graph, remaining)
+        remaining -= batch
+        batch = {k for k in batch if k.to_user_string() not in skip}
+        if not batch:
+            continue
         partitions_def = graph.get(next(iter(batch))).partitions_def
         keys = [None] if partitions_def is None else [
             k for k in partitions_def.get_partition_keys() if k == variant or k not in MODEL_VARIANTS]
@@ -49,7 +56,6 @@ def run_to_clinical_change(cohort, data_root, variant: str = VARIANT, epochs: in
             result = dg.materialize(assets, selection=dg.AssetSelection.assets(*batch), partition_key=key,
                                     resources=defs.resources, run_config=run_config, raise_on_error=False)
             assert result.success, f"{sorted(k.to_user_string() for k in batch)}[{key}] failed"
-        remaining -= batch
 
 
 def auc_rows(data_root) -> dict:
@@ -65,7 +71,7 @@ def measured(tmp_path_factory):
     for kind, change in (("change", True), ("null", False)):
         root = tmp_path_factory.mktemp(kind)
         generate_cohort(root / "cohort", PATIENTS, SEED, workers=2, progress=False, events_change_anatomy=change)
-        run_to_clinical_change(root / "cohort", root / "out")
+        run_to_clinical_change(root / "cohort", root / "out", op_config={"view_classifier": {"epochs": VIEW_EPOCHS}})
         out[kind] = root / "out"
     return out
 

@@ -204,3 +204,14 @@ def test_without_an_events_file_the_change_table_is_empty_and_says_why(tmp_path)
     assert result.success and store.read_table("eval_clinical_change", "bpe").num_rows == 0
     [event] = result.asset_materializations_for_node("eval_clinical_change")
     assert event.metadata["notes"].value[0] == NO_EVENTS_NOTE
+
+
+def test_partitions_written_before_a_column_existed_still_read_together(tmp_path):
+    import pyarrow.parquet as pq
+
+    store = DataRoot(tmp_path)
+    write_instances(store, {"1.1": "S1"})
+    old = store.partition_file("dicom_instances_by_shard", "01")
+    pq.write_table(pq.read_table(store.partition_file("dicom_instances_by_shard", "00")).drop_columns(["age_band"]), old)
+    both = store.read_table("dicom_instances_by_shard")
+    assert both.num_rows == 2 and both.column("age_band").null_count == 2
