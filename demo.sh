@@ -18,5 +18,7 @@ key_file=$data_root/secrets/pseudonym.key
 if [ ! -f "$key_file" ] && [ -z "${ECHO_PIPELINE_PSEUDONYM_KEY:-}" ]; then
   mkdir -p "$(dirname "$key_file")" && (umask 077 && echo synthetic-demo-cohort-not-a-secret > "$key_file")
 fi
+split=0.6,0.1,0.3
+scripts/write_dotenv.sh "$cohort" "$data_root" "$split"  # `dagster dev` then opens on this cohort and data root
 exec echo-pipeline run --dicom-root "$cohort/dicom" --reports "$cohort/reports.csv" \
-  --view-labels "$cohort/view_labels.csv" --data-root "$data_root" --split-fractions 0.6,0.1,0.3
+  --view-labels "$cohort/view_labels.csv" --data-root "$data_root" --split-fractions "$split"

@@ -80,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", default=None, choices=PRESET_NAMES,
                      help="model preset: echo-tiny (default, 2 CPU cores), echoclip (the paper's, GPU)")
     run.add_argument("--epochs", type=_positive_int, default=None, help="training epochs (default: the preset's)")
+    run.add_argument("--label-rules", type=Path, default=None, metavar="FILE",
+                     help="a site's report label rules (YAML) merged over the packaged ones (docs/reports.md)")
+    run.add_argument("--pretrained", action="append", default=None, metavar="NAME=DIR",
+                     help="a published open_clip hub-layout directory as model variant NAME: embedded, indexed and "
+                          "evaluated without training; options: NAME=DIR,vocabulary=FILE (published template "
+                          "vocabulary),preprocessing=published_crop (repeatable; docs/training.md)")
+    run.add_argument("--init-from", action="append", default=None, metavar="[VARIANT=]DIR",
+                     help="clip_model starts from this hub-layout directory's weights (every trained variant, or "
+                          "VARIANT=DIR for one; repeatable)")
+    run.add_argument("--prompts", type=Path, default=None, metavar="FILE",
+                     help="evaluation prompts: a prompts YAML or a published prompt JSON (docs/evaluation.md)")
     run.add_argument("--select", default=None, help="comma-separated asset names; their upstream assets run too")
 
     search = commands.add_parser("search", help="top-k reports for a clip, or top-k clips for a text")
@@ -88,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--dicom", type=Path, metavar="PATH", help="a DICOM clip, masked and embedded on the fly")
     query.add_argument("--text", help="free text; finds the clips nearest to it")
     search.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
-    search.add_argument("--variant", choices=("bpe", "template"), default="bpe", help="model variant (default bpe)")
+    search.add_argument("--variant", default="bpe",
+                        help="model variant: bpe (default), template, or a --pretrained model's NAME")
     search.add_argument("-k", type=int, default=10, help="results to show (default 10)")
     search.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
@@ -98,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default table)")
     sql.add_argument("--max-rows", type=_positive_int, default=1000,
                      help="rows to print at most in table format (default 1000; csv and json print all)")
+
+    source = commands.add_parser(
+        "source-path", help="the archive path behind a pseudonymised relative_path or a SOP instance UID (reads "
+                            "the owner-only mapping DATA_ROOT/secrets/source_paths/; docs/input-contract.md)")
+    source.add_argument("items", nargs="+", metavar="RELATIVE_PATH_OR_UID")
+    source.add_argument("--data-root", type=Path, default=Path("data/out"), help="the pipeline's output folder")
     return parser
 
 
@@ -112,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return _search(args)
         if args.command == "sql":
             return _sql(args)
+        if args.command == "source-path":
+            return _source_path(args)
     except EchoPipelineError as error:
         print(f"echo-pipeline {args.command}: {error}", file=sys.stderr)
         return 2
@@ -145,8 +165,26 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_path(args: argparse.Namespace) -> int:
+    from echo_pipeline import catalog
+    from echo_pipeline.source_paths import SourcePaths
+    from echo_pipeline.storage import DataRoot
+
+    store = DataRoot(args.data_root)
+    with catalog.open_reader(store) as con:
+        views = set(catalog.available_views(store))
+        sql = " UNION ALL ".join(f"SELECT sop_instance_uid, relative_path FROM {view}"
+                                 for view in ("dicom_instances", "ingest_quarantine") if view in views)
+        by_uid: dict[str, list[str]] = {}
+        for uid, path in con.execute(sql).fetchall() if sql else []:
+            by_uid.setdefault(uid, []).append(path)
+    for item, pseudonym, raw in SourcePaths(store.path).lookup(by_uid, args.items):
+        print(f"{item}\t{pseudonym}\t{raw}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
-    from echo_pipeline.settings import PipelineSettings, parse_split_fractions
+    from echo_pipeline.settings import ENV_VARS, PipelineSettings, parse_split_fractions
 
     # Flags win; settings without a flag (shard count, preset, epochs...) still come from the environment.
     settings = dataclasses.replace(
@@ -161,8 +199,14 @@ def _run(args: argparse.Namespace) -> int:
         **({"split_fractions": parse_split_fractions(args.split_fractions)} if args.split_fractions else {}),
         **({"model_preset": args.preset} if args.preset else {}),
         **({"train_epochs": args.epochs} if args.epochs else {}),
+        **({"label_rules_path": args.label_rules} if args.label_rules else {}),
+        **({"pretrained": tuple(args.pretrained)} if args.pretrained else {}),
+        **({"init_from": tuple(args.init_from)} if args.init_from else {}),
+        **({"prompts_path": args.prompts} if args.prompts else {}),
     )
     settings.validate()
+    if settings.label_rules_path is not None:  # the report assets' code version is read from it when they load
+        os.environ[ENV_VARS["label_rules_path"]] = str(settings.label_rules_path)
     selection = [name.strip() for name in args.select.split(",") if name.strip()] if args.select else None
     ok = materialize_graph(settings, selection)
     print(summarise_catalog(settings, EXAMPLE_SQL))
@@ -171,6 +215,10 @@ def _run(args: argparse.Namespace) -> int:
 
 # Dagster's in-process default is DEBUG (every engine event); INFO keeps step starts, asset logs and failures.
 _CONSOLE_LOG_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+#: What .dagster_home/dagster.yaml sets too: the `echo_pipeline` loggers' records go into the run's log.
+INSTANCE_LOG_SETTINGS = {"python_logs": {"managed_python_loggers": ["echo_pipeline"], "python_log_level": "INFO"}}
 
 
 def _open_instance():
@@ -182,7 +230,7 @@ def _open_instance():
     from echo_pipeline.locks import exclusive_lock
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        return dg.DagsterInstance.ephemeral()
+        return dg.DagsterInstance.ephemeral(settings=INSTANCE_LOG_SETTINGS)
     with exclusive_lock(Path(home) / ".echo-pipeline-instance.lock"):
         return dg.DagsterInstance.get()
 

@@ -11,7 +11,7 @@ import time
 import dagster as dg
 
 from assets.partitions import MODEL_VARIANTS
-from assets.publishing import publish_catalog
+from assets.publishing import publish_catalog, table_metadata
 from echo_pipeline import embeddings, model_variants
 from echo_pipeline.devices import resolve_device
 from echo_pipeline.embeddings import ClipEmbedder, EmbeddingStore, embed_new, embed_reports
@@ -49,13 +49,13 @@ def index_config(config: IndexBuildConfig) -> IndexConfig:
 
 
 def _summary_metadata(summary: embeddings.UpdateSummary, record: model_variants.ModelRecord, seconds: float,
-                      total_rows: int, unit: str, device: str) -> dict:
+                      table: str, total_rows: int, unit: str, device: str) -> dict:
     return {
         "model_id": record.model_id, "checkpoint_sha256": record.checkpoint_sha256, "device": device,
         "embedded": summary.embedded, "skipped": summary.skipped, "removed": summary.removed,
         "failed": len(summary.failed), "failures": dg.MetadataValue.json([f"{i}: {r}" for i, r in summary.failed[:10]]),
         f"{unit}_per_second": round(summary.embedded / seconds, 2) if summary.embedded else 0.0,
-        "seconds": round(seconds, 2), "dagster/row_count": total_rows,
+        "seconds": round(seconds, 2), **table_metadata(table, total_rows, partitioned=True),
     }
 
 
@@ -73,7 +73,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     clips = read_upstream(store, model_variants.MASKED_CLIPS_SQL, ["masked_clips"])
     device = resolve_device(config.device)
     embedder = ClipEmbedder(registry.load_model(record), device=device, batch_frames=config.batch_frames,
-                            num_workers=config.num_workers)
+                            num_workers=config.num_workers, preprocessing=record.preprocessing)
     started = time.perf_counter()
     summary = refresh.update_clip_embeddings(
         store, variant, record.model_id, clips, embedder, run_id=context.run.run_id,
@@ -87,7 +87,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     stored = EmbeddingStore(store, model_variants.CLIP_TABLE, record.model_id)
     total = sum(stored.rows(p).num_rows for p in model_variants.variant_partitions(store, model_variants.CLIP_TABLE, variant))
     return dg.MaterializeResult(metadata={
-        **_summary_metadata(summary, record, seconds, total, "clips", device), "masked_clips": clips.num_rows,
+        **_summary_metadata(summary, record, seconds, "clip_embeddings", total, "clips", device), "masked_clips": clips.num_rows,
     })
 
 
@@ -121,7 +121,7 @@ def report_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig
     stored = EmbeddingStore(store, model_variants.REPORT_TABLE, record.model_id)
     total = stored.rows(model_variants.report_partition(variant)).num_rows
     return dg.MaterializeResult(metadata={
-        **_summary_metadata(summary, record, seconds, total, "reports", device), "linked_reports": len(reports),
+        **_summary_metadata(summary, record, seconds, "report_embeddings", total, "reports", device), "linked_reports": len(reports),
         "tokenizer": record.tokenizer,
     })
 

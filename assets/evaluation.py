@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from assets.partitions import MODEL_VARIANTS
-from assets.publishing import publish_catalog
+from assets.publishing import publish_catalog, table_metadata
 from echo_pipeline import model_variants
 from echo_pipeline.figures import markdown_image
 from echo_pipeline.evaluation import DEFAULT_PROMPTS_PATH
@@ -39,7 +39,7 @@ class EvalConfig(dg.Config):
     batch_frames: int = 64
     num_workers: int = 1
     echonet_splits: list[str] = ["TEST"]  # FileList Split values to evaluate; [] = every row
-    prompts_path: str = ""  # a prompts YAML file; "" = the versioned echo_pipeline/evaluation/prompts.yaml
+    prompts_path: str = ""  # prompts YAML or published JSON; "" = --prompts, else echo_pipeline/evaluation/prompts.yaml
 
 
 def _md_table(table, columns) -> str:
@@ -57,18 +57,18 @@ def _figure_metadata(figures: dict, paths: dict, names) -> dict:
     return out
 
 
-def _settings(config: EvalConfig) -> EvalSettings:
+def _settings(config: EvalConfig, pipeline: PipelineResource) -> EvalSettings:
     return EvalSettings(n_resamples=config.n_resamples, seed=config.seed, n_pairs=config.n_pairs,
                         device=config.device, batch_frames=config.batch_frames, num_workers=config.num_workers,
                         echonet_splits=tuple(config.echonet_splits) or None,
-                        prompts_path=config.prompts_path or DEFAULT_PROMPTS_PATH)
+                        prompts_path=config.prompts_path or pipeline.settings.prompts_path or DEFAULT_PROMPTS_PATH)
 
 
 def _auc_comparison(table) -> str:
     df = table.to_pandas()
     if df.empty:
         return "_(empty)_"
-    df = df[(df["metric"] == "auc") & df["primary"] & (df["level"] == "clip")]
+    df = df[(df["metric"] == "auc") & df["is_primary"] & (df["level"] == "clip")]
     wide = df.pivot_table(index="task", columns="model_kind", values="value", aggfunc="first")
     return wide.to_markdown(floatfmt=".3f")
 
@@ -81,7 +81,7 @@ def _auc_comparison(table) -> str:
 def evaluation_tables(context: dg.AssetExecutionContext, config: EvalConfig, pipeline: PipelineResource):
     variant, store = context.partition_key, pipeline.store
     record = model_variants.read_record(store, variant)
-    out = evaluate_variant(store, record, run_id=context.run.run_id, settings=_settings(config),
+    out = evaluate_variant(store, record, run_id=context.run.run_id, settings=_settings(config, pipeline),
                            echonet_root=pipeline.settings.echonet_dynamic_root, progress=context.log.info)
     for note in out.notes:
         context.log.warning(note)
@@ -99,24 +99,25 @@ def _results(record: model_variants.ModelRecord, out, pngs: dict):
     headline = {k: dg.MetadataValue.text(v) for k, v in out.headline.items()}
     tables = out.tables
     yield dg.MaterializeResult(asset_key="eval_summary", metadata={
-        **common, **headline, "dagster/row_count": tables["eval_summary"].num_rows,
+        **common, **headline, **table_metadata("eval_summary", tables["eval_summary"], partitioned=True),
+        "skipped_prompt_tasks": dg.MetadataValue.json(out.skipped_tasks),
         "table_2": dg.MetadataValue.md(_md_table(tables["eval_summary"], [
-            "model_kind", "dataset", "n", "mcmrr", "lvef_mae", "pasp_mae", "tavr_auc", "mitraclip_auc",
+            "model_source", "dataset", "n", "mcmrr", "lvef_mae", "pasp_mae", "tavr_auc", "mitraclip_auc",
             "pacemaker_auc"])),
     })
     yield dg.MaterializeResult(asset_key="eval_retrieval", metadata={
         **common, **{k: v for k, v in headline.items() if k.endswith("mcmrr")},
-        "dagster/row_count": tables["eval_retrieval"].num_rows,
+        **table_metadata("eval_retrieval", tables["eval_retrieval"], partitioned=True),
         **_figure_metadata(out.figures, pngs, ["retrieval_ranks"]),
     })
     yield dg.MaterializeResult(asset_key="eval_classification", metadata={
-        **common, "dagster/row_count": tables["eval_classification"].num_rows,
+        **common, **table_metadata("eval_classification", tables["eval_classification"], partitioned=True),
         "auc_by_task": dg.MetadataValue.md(_auc_comparison(tables["eval_classification"])),
         **_figure_metadata(out.figures, pngs, ["roc_internal"]),
     })
     yield dg.MaterializeResult(asset_key="eval_regression", metadata={
         **common, **{k: v for k, v in headline.items() if k.endswith("lvef_mae")},
-        "dagster/row_count": tables["eval_regression"].num_rows,
+        **table_metadata("eval_regression", tables["eval_regression"], partitioned=True),
         **_figure_metadata(out.figures, pngs, ["lvef_scatter", "pasp_scatter"]),
     })
     groups = tables["eval_subgroups"]
@@ -127,7 +128,7 @@ def _results(record: model_variants.ModelRecord, out, pngs: dict):
     })
     patients = tables["eval_patient_identification"]
     yield dg.MaterializeResult(asset_key="eval_patient_identification", metadata={
-        **common, "dagster/row_count": patients.num_rows,
+        **common, **table_metadata("eval_patient_identification", patients, partitioned=True),
         "metrics": dg.MetadataValue.md(_md_table(patients, ["model_kind", "level", "metric", "value", "ci_low",
                                                             "ci_high", "n"])),
         **_figure_metadata(out.figures, pngs, ["serial_lvef_change"]),

@@ -10,8 +10,8 @@ from collections import Counter
 import dagster as dg
 
 from assets.partitions import SHARDS
-from assets.publishing import counts_table, preview, publish_catalog
-from echo_pipeline import ingest
+from assets.publishing import counts_table, preview, publish_catalog, table_metadata
+from echo_pipeline import ingest, source_paths
 from echo_pipeline.sharding import configured_shard_count
 from resources import PipelineResource
 
@@ -56,14 +56,17 @@ def ingested_dicom_shard(context: dg.AssetExecutionContext, pipeline: PipelineRe
     scan = ingest.scan_archive(pipeline.settings.dicom_root, configured_shard_count())
     files = scan.files.get(shard, [])
     previous = ingest.ShardTables.load(store, shard, INSTANCES_DATASET, QUARANTINE_DATASET)
+    key = pipeline.pseudonym_key()
+    # The restricted raw-path mapping first: a row of the tables never names a file the mapping cannot find.
+    source_paths.record_shard(store.path, shard, [f.relative_path for f in files], key)
     result = ingest.ingest_shard(
         pipeline.settings.dicom_root, files, previous,
-        key=pipeline.pseudonym_key(), run_id=context.run.run_id, code_version=ingest.CODE_VERSION,
+        key=key, run_id=context.run.run_id, code_version=ingest.CODE_VERSION,
         progress=lambda done, total: context.log.info(f"shard {shard}: {done}/{total} new files ingested"),
     )
     store.write_table(INSTANCES_DATASET, result.instances, shard, schema_name="dicom_instances")
     store.write_table(QUARANTINE_DATASET, result.quarantine, shard, schema_name="ingest_quarantine")
-    skipped = ingest.skipped_table(scan.skipped.get(shard, []), context.run.run_id, ingest.CODE_VERSION)
+    skipped = ingest.skipped_table(scan.skipped.get(shard, []), key, context.run.run_id, ingest.CODE_VERSION)
     store.write_table(SKIPPED_DATASET, skipped, shard)
     publish_catalog(pipeline)
     yield from _shard_results(shard, len(files), result, skipped, pipeline)
@@ -73,11 +76,11 @@ def _shard_results(shard: str, n_files: int, result, skipped, pipeline: Pipeline
     """One MaterializeResult per table of the shard: row counts, reasons, a preview."""
     yield dg.MaterializeResult(asset_key="dicom_instances", metadata={
         "shard": shard, "files_in_shard": n_files, "newly_processed": result.processed_count,
-        "dicom_root": str(pipeline.settings.dicom_root), "dagster/row_count": result.instances.num_rows,
-        "preview": preview(result.instances)})
+        "dicom_root": str(pipeline.settings.dicom_root), **table_metadata("dicom_instances", result.instances, partitioned=True),
+        "preview": preview(result.instances.drop_columns(["relative_path"]))})  # paths are identifiers
     reasons = Counter(result.quarantine.column("reason").to_pylist())
     yield dg.MaterializeResult(asset_key="ingest_quarantine", metadata={
-        "shard": shard, "dagster/row_count": result.quarantine.num_rows, "reasons": counts_table(reasons, "reason")})
+        "shard": shard, **table_metadata("ingest_quarantine", result.quarantine, partitioned=True), "reasons": counts_table(reasons, "reason")})
     yield dg.MaterializeResult(asset_key="scan_skipped", metadata={
-        "shard": shard, "dagster/row_count": skipped.num_rows,
+        "shard": shard, **table_metadata("scan_skipped", skipped, partitioned=True),
         "reasons": counts_table(Counter(skipped.column("reason").to_pylist()), "reason")})

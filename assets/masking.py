@@ -10,7 +10,7 @@ from collections import Counter
 import dagster as dg
 
 from assets.partitions import SHARDS
-from assets.publishing import counts_table, preview, publish_catalog
+from assets.publishing import counts_table, preview, publish_catalog, table_metadata
 from echo_pipeline import masking
 from echo_pipeline.masking import clips, inputs, qc_summary, sectors, truth_agreement
 from resources import PipelineResource
@@ -53,7 +53,7 @@ def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfi
     shard, store = context.partition_key, pipeline.store
     table = inputs.read_a4c_clips(store, shard)
     masks, quarantine, outcomes = sectors.sector_tables(
-        sectors.clip_sources(table, pipeline.settings.dicom_root, shard),
+        sectors.clip_sources(table, pipeline.source_paths(), shard),
         store.read_table("sector_masks", shard), store.read_table("mask_quarantine", shard),
         mask_dir=store.array_dir("sector_masks") / shard, data_root=store.path, run_id=context.run.run_id,
         code_version=masking.CODE_VERSION, samples=config.sample_frames, workers=config.workers,
@@ -63,7 +63,7 @@ def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfi
     store.write_table("mask_quarantine", quarantine, shard)
     publish_catalog(pipeline)
     metadata = {"shard": shard, "a4c_clips": table.num_rows, "newly_processed": len(outcomes),
-                "dagster/row_count": masks.num_rows, "qc_distributions": _md(qc_summary.qc_distributions(masks)),
+                **table_metadata("sector_masks", masks, partitioned=True), "qc_distributions": _md(qc_summary.qc_distributions(masks)),
                 "methods": counts_table(Counter(masks.column("method").to_pylist()), "method"),
                 "preview": preview(masks.drop_columns(["file_sha256", "run_id"]))}
     figures = truth_agreement.iou_figures(pipeline.settings.dicom_root, outcomes, masks, store.path)
@@ -72,7 +72,7 @@ def sector_mask_shard(context: dg.AssetExecutionContext, config: SectorMaskConfi
         metadata["kept_mask_iou_median"] = figures["kept masks"].get("median", float("nan"))
     yield dg.MaterializeResult(asset_key="sector_masks", metadata=metadata)
     yield dg.MaterializeResult(asset_key="mask_quarantine", metadata={
-        "shard": shard, "dagster/row_count": quarantine.num_rows,
+        "shard": shard, **table_metadata("mask_quarantine", quarantine, partitioned=True),
         "reasons": counts_table(Counter(quarantine.column("reason").to_pylist()), "reason"),
     })
 
@@ -84,7 +84,7 @@ def masked_clips(context: dg.AssetExecutionContext, config: MaskedClipConfig, pi
     resized to size x size, uint8 RGB, one .npy (T, H, W, 3) per clip. A clip that cannot be written becomes
     a `mask_quarantine` row (reason clip_not_written), so every clip masked ends in one of the two tables."""
     shard, store = context.partition_key, pipeline.store
-    jobs = inputs.read_clip_jobs(store, pipeline.settings.dicom_root, shard)
+    jobs = inputs.read_clip_jobs(store, pipeline.source_paths(), shard)
     result, failures = clips.masked_clip_table(
         jobs, store.read_table("masked_clips", shard), clip_dir=store.array_dir("masked_clips") / shard,
         data_root=store.path, run_id=context.run.run_id, code_version=masking.CODE_VERSION, size=config.size,
@@ -99,7 +99,7 @@ def masked_clips(context: dg.AssetExecutionContext, config: MaskedClipConfig, pi
     publish_catalog(pipeline)
     frames = sum(result.column("frames").to_pylist())
     return dg.MaterializeResult(metadata={
-        "shard": shard, "dagster/row_count": result.num_rows, "frames": frames, "output_size": config.size,
+        "shard": shard, **table_metadata("masked_clips", result, partitioned=True), "frames": frames, "output_size": config.size,
         "clip_format": "npy uint8 (T, H, W, 3) RGB", "bytes": frames * config.size * config.size * 3,
         "failed": len(failures), "failures": dg.MetadataValue.json([f.message for f in failures[:10]]),
         "preview": preview(result.drop_columns(["file_sha256", "run_id"])),

@@ -4,7 +4,8 @@ Observing records a data version per input (echo_pipeline.fingerprints): `dicom_
 directory entries; no file is opened), `reports_file`, `events_file` and `view_labels_file` from their bytes. Ingestion
 depends on `dicom_root`, the reports on `reports_file`, the procedure events on `events_file`, the view classifier on `view_labels_file`; when an
 observation finds a new version, those assets (and only those, with what is downstream of them) show as
-stale. Observe from the UI (select the sources, *Observe sources*) or on a schedule (docs/scaling.md).
+stale. Observe from the UI (select the sources, *Observe sources*) or with the `input_observation` schedule, whose
+new versions the automation (assets/automation.py) acts on.
 
 `@observable_source_asset` (beta in Dagster 1.13, not deprecated) is used rather than
 `@multi_observable_source_asset` because it is the API that records one data version per partition
@@ -81,10 +82,15 @@ observe_inputs_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(cron_schedule="0 * * * *", target=observe_inputs_job, default_status=dg.DefaultScheduleStatus.STOPPED,
-             description="Hourly: observe the inputs (directory entries and two small files; cheap).")
-def hourly_input_observation():
+#: Every 5 minutes: what the automation (assets/automation.py) reacts to is at most this old.
+OBSERVATION_CRON = "*/5 * * * *"
+
+
+@dg.schedule(cron_schedule=OBSERVATION_CRON, target=observe_inputs_job, default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Every 5 minutes: observe the inputs (directory entries and two small files; cheap). "
+                         "A new data version is what the pipeline_automation sensor reacts to.")
+def input_observation():
     return dg.RunRequest()
 
 
-SCHEDULES = [hourly_input_observation]
+SCHEDULES = [input_observation]

@@ -3,7 +3,7 @@
 import dagster as dg
 import pyarrow.compute as pc
 
-from assets.publishing import preview, publish_catalog
+from assets.publishing import preview, publish_catalog, table_metadata
 from echo_pipeline import tokenizers
 from echo_pipeline.tokenizers.inputs import read_reports_with_split, read_reports_with_unknown_sentences
 from resources import PipelineResource
@@ -26,7 +26,7 @@ def bpe_tokens(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
     publish_catalog(pipeline)
     lengths = table.column("n_bpe_tokens").to_numpy()
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": table.num_rows,
+        **table_metadata("bpe_tokens", table, partitioned=False),
         "mean_bpe_tokens": float(lengths.mean()) if len(lengths) else 0.0,
         "share_fitting_77": float(table.column("fits_context").to_numpy().mean()) if len(lengths) else 0.0,
     })
@@ -61,7 +61,7 @@ def template_tokens(context: dg.AssetExecutionContext, pipeline: PipelineResourc
                                            run_id=context.run.run_id, code_version=tokenizers.CODE_VERSION)
     pipeline.store.write_table("template_tokens", table)
     publish_catalog(pipeline)
-    return dg.MaterializeResult(metadata={"dagster/row_count": table.num_rows,
+    return dg.MaterializeResult(metadata={**table_metadata("template_tokens", table, partitioned=False),
                                           "preview": preview(table.drop_columns(["token_ids"]))})
 
 
@@ -78,7 +78,7 @@ def template_unknown_sentences(context: dg.AssetExecutionContext, pipeline: Pipe
     pipeline.store.write_table("template_unknown_sentences", table)
     publish_catalog(pipeline)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": table.num_rows,
+        **table_metadata("template_unknown_sentences", table, partitioned=False),
         "unknown_sentences": int(pc.sum(table.column("count")).as_py() or 0),
         "top_20": preview(table.select(["shape", "count", "n_reports", "example_report_id"]), rows=20),
     })
@@ -97,5 +97,5 @@ def tokenizer_stats(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     )
     pipeline.store.write_table("tokenizer_stats", table)
     publish_catalog(pipeline)
-    return dg.MaterializeResult(metadata={"dagster/row_count": table.num_rows,
+    return dg.MaterializeResult(metadata={**table_metadata("tokenizer_stats", table, partitioned=False),
                                           "stats": dg.MetadataValue.md(table.to_pandas().drop(columns=["run_id", "code_version"]).to_markdown(index=False, floatfmt=".3f"))})

@@ -14,6 +14,7 @@ from assets.plots import line_plot_markdown
 from assets.tokenization import vocabulary_path
 from echo_pipeline import CODE_VERSION, model_variants
 from echo_pipeline.training import run_plan
+from echo_pipeline.training.pretrained import register_pretrained
 from echo_pipeline.training.trainer import TRAINING_VERSION
 from resources import PipelineResource
 
@@ -39,6 +40,12 @@ def _metadata(plan: run_plan.RunPlan, record: model_variants.ModelRecord, histor
     }
 
 
+def pretrained_metadata(record: model_variants.ModelRecord) -> dict:
+    return {"model_id": record.model_id, "checkpoint_sha256": record.checkpoint_sha256, "source": record.source,
+            "directory": dg.MetadataValue.path(record.checkpoint_dir), "tokenizer": record.tokenizer,
+            "preprocessing": record.preprocessing, "manifest": dg.MetadataValue.json(record.manifest)}
+
+
 @dg.asset(
     partitions_def=MODEL_VARIANTS,
     deps=[dg.AssetDep("masked_clips", partition_mapping=dg.AllPartitionMapping()),
@@ -50,10 +57,16 @@ def _metadata(plan: run_plan.RunPlan, record: model_variants.ModelRecord, histor
 )
 def clip_model(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
-    """open_clip CLIP (ConvNeXt image tower) trained on A4C clip–report pairs; best epoch by validation MCMRR."""
+    """open_clip CLIP (ConvNeXt image tower) trained on A4C clip–report pairs; best epoch by validation MCMRR.
+    For a pretrained variant (`--pretrained NAME=DIR`), the published directory recorded without training."""
     variant, settings = context.partition_key, pipeline.settings
+    source = settings.pretrained_sources.get(variant)
+    if source is not None:  # a published model: checked, hashed and recorded as it is, not trained
+        record = register_pretrained(pipeline.store, source, run_id=context.run.run_id, code_version=CODE_VERSION)
+        return dg.MaterializeResult(metadata=pretrained_metadata(record))
     plan = run_plan.plan_run(pipeline.store, variant, model_preset=settings.model_preset,
-                             train_epochs=settings.train_epochs, vocabulary_path=vocabulary_path(pipeline))
+                             train_epochs=settings.train_epochs, vocabulary_path=vocabulary_path(pipeline),
+                             init_from=settings.init_from_for(variant))
     invocation = pipes_client.run(
         context=context,
         command=[sys.executable, "-m", "echo_pipeline.training.pipes_entry"],

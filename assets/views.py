@@ -7,7 +7,7 @@ from collections import Counter
 import dagster as dg
 
 from assets.partitions import SHARDS
-from assets.publishing import counts_table, preview, publish_catalog
+from assets.publishing import counts_table, preview, publish_catalog, table_metadata
 from echo_pipeline import views
 from echo_pipeline.views import inputs, truth_agreement
 from echo_pipeline.upstream import read_partition
@@ -74,7 +74,7 @@ def _agreement_metadata(agreement: dict) -> dict:
 
 def _selection_metadata(shard: str, table, rule: views.A4cFilter, decisions: dict, predictions) -> dict:
     return {
-        "shard": shard, "dagster/row_count": table.num_rows, "min_probability": rule.min_probability,
+        "shard": shard, **table_metadata("a4c_clips", table, partitioned=True), "min_probability": rule.min_probability,
         "min_frames": rule.min_frames,
         "decisions": dg.MetadataValue.md("| decision | clips | meaning |\n|---|---:|---|\n" + "\n".join(
             f"| {code} | {decisions.get(code, 0)} | {meaning} |" for code, meaning in views.DECISIONS.items())),
@@ -106,7 +106,7 @@ def view_classifier(context: dg.AssetExecutionContext, config: ViewClassifierCon
     provided = provide_classifier(
         store.array_dir(CLASSIFIER_DIR), labels_path=settings.view_labels_path,
         saved_card=settings.view_classifier_path, read_instances=lambda: inputs.read_instances(store),
-        dicom_root=settings.dicom_root, spec=spec, threads=config.threads or None,
+        paths=pipeline.source_paths(), spec=spec, threads=config.threads or None,
         train_config=views.TrainConfig(seed=config.seed, epochs=config.epochs,
                                        validation_fraction=config.validation_fraction),
         run_id=context.run.run_id, code_version=views.CODE_VERSION, progress=context.log.info)
@@ -121,7 +121,7 @@ def view_classifier(context: dg.AssetExecutionContext, config: ViewClassifierCon
     publish_catalog(pipeline)
     yield dg.MaterializeResult(asset_key="view_classifier", metadata=_trained_metadata(provided, spec))
     yield dg.MaterializeResult(asset_key="view_training_clips", metadata={
-        "dagster/row_count": table.num_rows,
+        **table_metadata("view_training_clips", table, partitioned=False),
         "per_label": counts_table(Counter(table.column("label").to_pylist()), "label")})
 
 
@@ -138,14 +138,15 @@ def view_predictions(context: dg.AssetExecutionContext, config: ViewPredictionCo
     instances = inputs.read_instances(store, shard)
     started = time.perf_counter()
     table, newly = views.predict_views(
-        classifier, instances, pipeline.settings.dicom_root, run_id=context.run.run_id, code_version=views.CODE_VERSION,
+        classifier, instances, pipeline.source_paths(), run_id=context.run.run_id, code_version=views.CODE_VERSION,
         previous=store.read_table("view_predictions", shard), batch_clips=config.batch_clips, threads=config.threads or None,
         progress=lambda done, total: context.log.info(f"shard {shard}: {done}/{total} clips scored"))
     seconds = time.perf_counter() - started
     store.write_table("view_predictions", table, shard)
     publish_catalog(pipeline)
     return dg.MaterializeResult(metadata={
-        "shard": shard, "classifier_id": classifier.classifier_id, "dagster/row_count": table.num_rows,
+        "shard": shard, "classifier_id": classifier.classifier_id,
+        **table_metadata("view_predictions", table, partitioned=True),
         "newly_predicted": newly, "clips_per_second": round(newly / seconds, 1) if newly and seconds > 0 else None,
         "colour_doppler": sum(bool(v) for v in table.column("is_colour").to_pylist()),
         "not_decoded": table.num_rows - table.column("error").null_count,

@@ -10,9 +10,12 @@ their sector masks, then times, per frame, decode → mask → crop → resize �
 - baseline: pydicom ``pixel_array`` (all frames, full size), numpy masking at full size, a numpy crop of the
   bounding square, one-step ``cv2.resize`` INTER_AREA per frame, ``np.save``.
 
-Then compares storage formats for the masked clips (.npy memory map, compressed .npz, MJPEG .avi, PNG and
-JPEG per frame): bytes per clip, write ms per clip, and read latency for one random frame and for 20
-consecutive frames (files just written, so from the page cache: decode cost, not disk).
+Then counts, per clip, the frames' worth of bytes read from the file to find the sector (Linux
+``/proc/self/io``): reading the whole file (pydicom ``dcmread``) vs reading only the sampled frames
+(``decode_frames`` on the path), with the time of each. Then compares storage formats for the masked clips
+(.npy memory map, compressed .npz, MJPEG .avi, PNG and JPEG per frame): bytes per clip, write ms per clip,
+and read latency for one random frame and for 20 consecutive frames (files just written, so from the page
+cache: decode cost, not disk).
 Prints ``name: value`` lines; ratios are measured in the same run.
 
 Each path runs ``--repeats`` times and the fastest run counts (the machine may be shared).
@@ -38,7 +41,9 @@ from echo_pipeline import masking
 from echo_pipeline.masking import clip_store
 from echo_pipeline.masking.clips import ClipJob, masked_clip_table
 from echo_pipeline.masking.parallel import available_cores, map_clips
-from echo_pipeline.masking.sectors import ClipSource, load_mask, sector_tables
+from echo_pipeline.ingest.decode import decode_frames
+from echo_pipeline.masking.from_pixels import sample_indices
+from echo_pipeline.masking.sectors import ClipSource, analysis_scale, find_sector, load_mask, sector_tables
 from echo_pipeline.synth.dicom_writer import image_dataset, save
 from echo_pipeline.synth.plan import plan_cohort
 from echo_pipeline.synth.render import SectorGeometry, render_clip
@@ -50,9 +55,8 @@ def write_clips(folder: Path, count: int, frames: int, rows: int, cols: int) -> 
     paths = []
     for i, task in enumerate(tasks):
         g0, k = task.drawing.geometry, rows / task.drawing.geometry.rows
-        apex_y = g0.apex_y * k
-        g = SectorGeometry(rows, cols, cols / 2 + (g0.apex_x - g0.cols / 2) * k, apex_y, rows - 26 * k - apex_y,
-                           g0.half_angle_deg)
+        g = SectorGeometry(rows, cols, cols / 2 + (g0.apex_x - g0.cols / 2) * k, g0.apex_y * k, g0.radius * k,
+                           g0.angle_left_deg, g0.angle_right_deg, g0.min_radius * k)
         drawing = replace(task.drawing, geometry=g, frames=frames, monochrome=False, is_colour=False)
         ys, xs = np.nonzero(g.mask())
         header = dict(task.header, has_regions=False, sector_bbox=(int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())))
@@ -127,6 +131,50 @@ def bench_pipeline(paths: list[Path], work: Path, size: int, workers: int, repea
     print(f"speedup_with_mask_finding_vs_baseline: {t_base / (t_par + t_mask):.1f}")
     print(f"mean_abs_difference_vs_baseline_on_kept_pixels: {float(np.mean(diffs)):.2f}")
     return sorted((work / "clips").glob("*.npy"))
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through system calls so far (Linux /proc/self/io ``rchar``)."""
+    with open("/proc/self/io") as f:
+        return int(next(line for line in f if line.startswith("rchar")).split()[1])
+
+
+def _whole_file_sampling(path: Path) -> np.ndarray:
+    """What sector finding did before: read the whole file, then decode the sampled frames from it."""
+    ds = pydicom.dcmread(path)
+    return decode_frames(ds, sample_indices(int(ds.NumberOfFrames)), scale=analysis_scale(ds.Rows, ds.Columns))
+
+
+def _sampled_frames(path: Path) -> np.ndarray:
+    """What it does now: the header, then only the sampled frames read and decoded."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return decode_frames(path, sample_indices(int(ds.NumberOfFrames)), scale=analysis_scale(ds.Rows, ds.Columns))
+
+
+def bench_frames_read(paths: list[Path], work: Path) -> None:
+    """Frames' worth of bytes read from the file per clip to sample its frames for the sector: the whole file
+    vs only the sampled frames, with the time of each, and what a whole find_sector call reads."""
+    if not Path("/proc/self/io").exists():
+        print("frames_read_per_clip: skipped (needs Linux /proc/self/io)")
+        return
+    frames = int(pydicom.dcmread(paths[0], stop_before_pixels=True).NumberOfFrames)
+    read = {"whole_file": [], "sampled": [], "find_sector": []}
+    seconds = {"whole_file": 0.0, "sampled": 0.0, "find_sector": 0.0}
+    for p in paths:
+        source = ClipSource(p.stem, "0" * 64, "00", str(p))
+        runs = {"whole_file": lambda: _whole_file_sampling(p), "sampled": lambda: _sampled_frames(p),
+                "find_sector": lambda: find_sector(source, mask_dir=work / "frames_read", data_root=work,
+                                                   run_id="bench", code_version=masking.CODE_VERSION)}
+        for name, run in runs.items():
+            before = _bytes_read()
+            took, _ = timed(run)
+            read[name].append((_bytes_read() - before) / (p.stat().st_size / frames))
+            seconds[name] += took
+    print(f"frames_per_clip: {frames}\nframes_sampled_per_clip: {len(sample_indices(frames))}")
+    for name in read:
+        print(f"frames_read_per_clip_{name}: {np.mean(read[name]):.1f}")
+    print(f"sampling_ms_per_clip_whole_file: {1000 * seconds['whole_file'] / len(paths):.1f}")
+    print(f"sampling_ms_per_clip_sampled_frames_only: {1000 * seconds['sampled'] / len(paths):.1f}")
 
 
 def _write_format(name: str, clip: np.ndarray, base: Path) -> Path:
@@ -214,6 +262,7 @@ def main() -> None:
         pool_start, _ = timed(lambda: list(map_clips(abs, range(args.workers), args.workers)))
         print(f"worker_pool_first_start_s: {pool_start:.2f}")
         clips = bench_pipeline(paths, work, args.size, args.workers, args.repeats)
+        bench_frames_read(paths, work)
         bench_formats(clips, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,10 +1,11 @@
 """The DuckDB catalog: views over the Parquet datasets, under the names users query.
 
 Stages never write rows into DuckDB. They write Parquet under the data root (many processes may do that at
-once), then `publish` (re)creates the views in the catalog file. Views read Parquet through globs, so data that
-a later partition writes is visible without publishing again. DuckDB allows one writing process per file:
-`publish` serialises writers with an exclusive file lock and retries while another process (for instance a
-user's `duckdb` shell) holds the database open.
+once), then `publish` writes the views into a new catalog file and swaps it in with one rename. Views read
+Parquet through globs, so data that a later partition writes is visible without publishing again. Publishing
+never waits on readers: a session that has `echo.duckdb` open (a user's `duckdb` shell, a notebook) keeps
+reading the file it opened, and the next connection sees the new one. Concurrent publishers are serialised by
+an exclusive file lock (`echo.lock`), so the last one to finish leaves every view.
 
 The same view definitions back `open_reader`, an in-memory connection that stages use to read upstream
 tables without touching the catalog file at all.
@@ -12,11 +13,9 @@ tables without touching the catalog file at all.
 
 from __future__ import annotations
 
+import os
 import re
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 
@@ -51,13 +50,15 @@ VIEW_SQL: dict[str, str] = {
           ON (k.sop_instance_uid = c.sop_instance_uid OR k.file_sha256 = c.file_sha256)
          AND k.relative_path <> c.relative_path
     """,
-    # Row-level lineage: every embedded clip back to its DICOM file, mask, masked frames, study, split and report.
+    # Row-level lineage: every embedded clip back to its DICOM file, mask, masked frames, study, split, report and
+    # the label rules that labelled it.
     # Evaluation rows join it on (model_id, split): README, "Which files does this number come from?".
     "lineage": """
         SELECT e.model_id, s.split, d.study_instance_uid, d.sop_instance_uid, d.file_sha256, d.relative_path,
                d.run_id AS ingest_run_id, d.code_version AS ingest_code_version,
                k.method AS mask_method, k.mask_path, m.clip_path, m.run_id AS masking_run_id,
                l.report_id, r.source_file AS report_file, r.source_row AS report_row, l.link_method,
+               lb.label_rules_sha256, lb.code_version AS labels_code_version,
                e.run_id AS embedding_run_id, e.code_version AS embedding_code_version
         FROM {dataset:clip_embeddings} AS e
         JOIN dicom_instances AS d ON d.sop_instance_uid = e.sop_instance_uid
@@ -66,6 +67,7 @@ VIEW_SQL: dict[str, str] = {
         LEFT JOIN {dataset:splits} AS s ON s.study_instance_uid = d.study_instance_uid
         LEFT JOIN {dataset:report_links} AS l ON l.study_instance_uid = d.study_instance_uid
         LEFT JOIN {dataset:reports} AS r ON r.report_id = l.report_id
+        LEFT JOIN {dataset:report_labels} AS lb ON lb.report_id = l.report_id
     """,
     # Every eval_clinical_change row back to its events row and the DICOM files of the two studies compared
     # (the scored study and the reference; their masked A4C clips). An AUC row reaches them through the
@@ -90,8 +92,6 @@ VIEW_SQL: dict[str, str] = {
 
 #: Datasets stored on disk under another name than the view users query.
 HIDDEN_DATASETS = {"dicom_instances_by_shard", "ingest_quarantine_by_shard"}
-
-_LOCK_TIMEOUT_S = 300.0
 
 
 def parquet_source(data_root: DataRoot, dataset: str) -> str:
@@ -133,27 +133,29 @@ def open_reader(data_root: DataRoot) -> duckdb.DuckDBPyConnection:
 
 
 def publish(data_root: DataRoot) -> list[str]:
-    """(Re)create every available view in the catalog file; returns the view names."""
-    lock = exclusive_lock(data_root.catalog_path.with_suffix(".lock"))
-    with lock, _connect_writable(data_root.catalog_path) as con:
-        return create_views(con, data_root, temporary=False)
+    """Write every available view into a new catalog file and rename it over the old one; returns the views.
 
-
-@contextmanager
-def _connect_writable(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    deadline = time.monotonic() + _LOCK_TIMEOUT_S
-    while True:
+    Readers of the old file are never waited for (a rename does not touch an open file), so a user's open
+    session cannot stall the pipeline; it sees the new views when it reconnects. The catalog holds only
+    views that publish makes: objects a user created in it are not carried over (keep them in your own
+    DuckDB file and ATTACH the catalog read-only)."""
+    target = data_root.catalog_path
+    building = target.with_name(f".{target.name}.publishing")
+    with exclusive_lock(target.with_suffix(".lock")):
+        for leftover in (building, _wal(building)):  # from a publisher killed half-way
+            leftover.unlink(missing_ok=True)
         try:
-            con = duckdb.connect(str(db_path))
-            break
-        except duckdb.IOException as error:  # another process (a user's shell, say) has the file open
-            if time.monotonic() > deadline:
-                raise CatalogError(
-                    f"{db_path}: could not open the catalog for writing for {_LOCK_TIMEOUT_S:.0f} s ({error}); "
-                    "close other duckdb sessions on this file, or query it with read_only=True"
-                ) from error
-            time.sleep(0.5)
-    try:
-        yield con
-    finally:
-        con.close()
+            with duckdb.connect(str(building)) as con:
+                views = create_views(con, data_root, temporary=False)
+            _wal(target).unlink(missing_ok=True)  # a stale log of the old file must not be replayed onto the new one
+            os.replace(building, target)
+        except (duckdb.Error, OSError) as error:
+            raise CatalogError(f"{target}: could not publish the catalog ({type(error).__name__}: {error}); "
+                               f"check that {target.parent} is writable and has free space, then re-run") from error
+        finally:
+            building.unlink(missing_ok=True)
+    return views
+
+
+def _wal(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".wal")

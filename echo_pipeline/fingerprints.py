@@ -5,6 +5,7 @@ changed inputs. The DICOM archive is fingerprinted from directory entries only â
 (relative path, size, mtime_ns) of every file, per shard and for the whole root â€” so an observation of a
 million-file archive lists folders and opens no file. The reports and view-label files are small: their
 fingerprint is the sha256 of their bytes, so touching a file without changing it changes nothing.
+The observations (assets/observations.py) record them; the automation (assets/automation.py) reads nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.ingest.scan import ScannedFile, scan_dicom_root
-from echo_pipeline.settings import PipelineSettings
 from echo_pipeline.storage import file_sha256
 
 NOT_CONFIGURED = "not-configured"  # the data version of an optional input that is not set
@@ -40,23 +40,6 @@ def dicom_root_fingerprints(dicom_root: str | os.PathLike, n_shards: int) -> tup
     per_shard = {shard: files_fingerprint(files) for shard, files in shards.items()}
     whole = files_fingerprint(f for files in shards.values() for f in files)
     return whole, per_shard, {shard: len(files) for shard, files in shards.items()}
-
-
-def input_fingerprints(settings: PipelineSettings, n_shards: int) -> dict:
-    """{"shards": {shard: files_fingerprint of its files}, "reports": "size:mtime_ns" or None}: what the
-    new-files sensor compares between ticks (the reports file by its directory entry, so a tick opens no file).
-
-    Shards without files are left out, so a first evaluation requests only shards that hold files.
-    Raises InputContractError when ``dicom_root`` is missing.
-    """
-    shards = {shard: files_fingerprint(files)
-              for shard, files in scan_dicom_root(settings.dicom_root, n_shards).items() if files}
-    try:
-        stat = settings.reports_path.stat()
-        reports = f"{stat.st_size}:{stat.st_mtime_ns}"
-    except OSError:
-        reports = None
-    return {"shards": shards, "reports": reports}
 
 
 def file_fingerprint(path: str | os.PathLike, what: str) -> str:

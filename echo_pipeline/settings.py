@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from echo_pipeline.errors import InputContractError
+from echo_pipeline.model_variants import MODEL_VARIANTS
+from echo_pipeline.model_variants.pretrained import PretrainedSource, parse_sources, split_env
+from echo_pipeline.settings_models import parse_init_from, validate_model_sources
 from echo_pipeline.training.presets import PRESETS
 
 DEMO_COHORT = Path("data/cohort")
@@ -24,7 +27,11 @@ ENV_VARS = {
     "view_classifier_path": "ECHO_PIPELINE_VIEW_CLASSIFIER",
     "echonet_dynamic_root": "ECHO_PIPELINE_ECHONET_ROOT",
     "data_root": "ECHO_PIPELINE_DATA_ROOT",
+    "label_rules_path": "ECHO_PIPELINE_LABEL_RULES",
+    "prompts_path": "ECHO_PIPELINE_PROMPTS",
 }
+#: ";"-separated lists: `NAME=DIR[,vocabulary=FILE][,preprocessing=P]` and `DIR` or `VARIANT=DIR`.
+LIST_ENV_VARS = {"pretrained": "ECHO_PIPELINE_PRETRAINED", "init_from": "ECHO_PIPELINE_INIT_FROM"}
 SPLIT_FRACTIONS_ENV_VAR = "ECHO_PIPELINE_SPLIT_FRACTIONS"
 PRESET_ENV_VAR = "ECHO_PIPELINE_MODEL_PRESET"
 EPOCHS_ENV_VAR = "ECHO_PIPELINE_TRAIN_EPOCHS"
@@ -42,6 +49,11 @@ ENV_VAR_HELP = {
     "ECHO_PIPELINE_SPLIT_FRACTIONS": "patient split TRAIN,VAL,TEST (--split-fractions)",
     "ECHO_PIPELINE_MODEL_PRESET": "model preset (--preset)",
     "ECHO_PIPELINE_TRAIN_EPOCHS": "training epochs (--epochs)",
+    "ECHO_PIPELINE_LABEL_RULES": "a site's report label rules YAML, merged over the packaged ones (--label-rules)",
+    "ECHO_PIPELINE_MAX_DECODED_MB": "decoded-size budget per DICOM file in MiB (default 2048; larger: too_large)",
+    "ECHO_PIPELINE_PRETRAINED": "published models as variants, NAME=DIR[,vocabulary=FILE]...;NAME2=DIR2 (--pretrained)",
+    "ECHO_PIPELINE_INIT_FROM": "start training from weights: DIR or VARIANT=DIR;... (--init-from)",
+    "ECHO_PIPELINE_PROMPTS": "evaluation prompts: a prompts YAML or a published prompt JSON (--prompts)",
     "ECHO_PIPELINE_INDEX_KIND": "FAISS index kind: flat (default) or ivf (docs/search.md)",
     "ECHO_PIPELINE_SHARDS": "shard count of the per-file stages (default 8; a deployment setting)",
     "ECHO_PIPELINE_PSEUDONYM_KEY": "pseudonymisation key (default: DATA_ROOT/secrets/pseudonym.key)",
@@ -70,6 +82,14 @@ class PipelineSettings:
     model_preset: str = "echo-tiny"
     #: Training epochs; None keeps the preset's.
     train_epochs: int | None = None
+    #: A site's report label rules (YAML) merged over the packaged ones; None uses the packaged rules only.
+    label_rules_path: Path | None = None
+    #: Published models registered as variants: `NAME=DIR[,vocabulary=FILE][,preprocessing=P]` each.
+    pretrained: tuple[str, ...] = ()
+    #: Start weights of clip_model: `DIR` (every trained variant) or `VARIANT=DIR` (that one; wins).
+    init_from: tuple[str, ...] = ()
+    #: Evaluation prompts (a prompts YAML or a published prompt JSON); None = the versioned prompts.yaml.
+    prompts_path: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> "PipelineSettings":
@@ -84,9 +104,26 @@ class PipelineSettings:
             values["model_preset"] = os.environ[PRESET_ENV_VAR]
         if os.environ.get(EPOCHS_ENV_VAR):
             values["train_epochs"] = parse_epochs(os.environ[EPOCHS_ENV_VAR], EPOCHS_ENV_VAR)
+        for name, variable in LIST_ENV_VARS.items():
+            if os.environ.get(variable):
+                values[name] = split_env(os.environ[variable])
         values.update({name: value for name, value in overrides.items() if value is not None})
         path_fields = set(ENV_VARS)
         return cls(**{name: Path(v) if name in path_fields else v for name, v in values.items()})
+
+    @property
+    def pretrained_sources(self) -> dict[str, PretrainedSource]:
+        """The registered published models by name (parsed; InputContractError for a malformed entry)."""
+        return parse_sources(self.pretrained, "--pretrained / ECHO_PIPELINE_PRETRAINED")
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        """Every model variant of this deployment: the trained ones, then the pretrained ones."""
+        return (*MODEL_VARIANTS, *self.pretrained_sources)
+
+    def init_from_for(self, variant: str) -> Path | None:
+        """The start weights of ``variant``'s training: its own `VARIANT=DIR` entry, else a bare `DIR`."""
+        return parse_init_from(self.init_from).get(variant, parse_init_from(self.init_from).get(None))
 
     @property
     def pseudonym_key_file(self) -> Path:
@@ -113,6 +150,14 @@ class PipelineSettings:
                 "ECHO_PIPELINE_VIEW_CLASSIFIER at a saved classifier's card.json "
                 "(DATA_ROOT/arrays/view_classifier/<classifier_id>/card.json)"
             )
+        if self.label_rules_path is not None:
+            from echo_pipeline.reports.rules import load_label_rules
+
+            load_label_rules(self.label_rules_path)  # refuses a malformed file with its line, before any work
+        if self.prompts_path is not None and not Path(self.prompts_path).is_file():
+            raise InputContractError(f"prompts {self.prompts_path}: no such file; point --prompts / ECHO_PIPELINE_PROMPTS "
+                                     "at a prompts YAML or a published prompt JSON")
+        validate_model_sources(self)
         if self.echonet_dynamic_root is not None:
             _require_dir(self.echonet_dynamic_root, "echonet_dynamic_root", "--echonet-root")
             if not (Path(self.echonet_dynamic_root) / "FileList.csv").is_file():

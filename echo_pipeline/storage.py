@@ -28,6 +28,7 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from echo_pipeline.identifiers import guard
 from echo_pipeline.safe_paths import contained, safe_join
 from echo_pipeline.schemas import TABLES
 
@@ -84,11 +85,16 @@ class DataRoot:
         return directory
 
     def write_table(self, dataset: str, table: pa.Table, partition: str = UNPARTITIONED, *, schema_name: str | None = None) -> Path:
-        """Write one partition of a dataset atomically, cast to its declared schema."""
+        """Write one partition of a dataset atomically, cast to its declared schema.
+
+        Raises identifiers.RawIdentifierError, writing nothing, when a value looks like a raw identifier: the
+        rule runs before publishing, so no Parquet file or catalog view ever holds one."""
         schema = TABLES[schema_name or dataset]
         target = self.partition_file(dataset, partition)
+        conformed = conform(table, schema)
+        guard(conformed, dataset)
         with atomic_path(target, root=self.path) as tmp:
-            pq.write_table(conform(table, schema), tmp, compression="zstd")
+            pq.write_table(conformed, tmp, compression="zstd")
         return target
 
     def read_table(self, dataset: str, partition: str | None = None) -> pa.Table | None:

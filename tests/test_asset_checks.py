@@ -18,7 +18,9 @@ import pytest
 
 import echo_pipeline_cli
 from definitions import build_definitions
-from echo_pipeline import catalog, check_rules
+from echo_pipeline import check_rules, identifiers
+from echo_pipeline.identifiers import RawIdentifierError
+from echo_pipeline.source_paths import pseudonymise_path
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.masking.plausibility import AREA_FRACTION
 from echo_pipeline.privacy import KEY_ENV_VAR
@@ -26,6 +28,7 @@ from echo_pipeline.settings import PipelineSettings
 from echo_pipeline.sharding import configured_shard_count, shard_of
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.synth.cohort import generate_cohort
+from truth_helpers import a4c_clips_from_truth
 
 KEY = "test-key-not-a-secret"
 
@@ -59,15 +62,7 @@ def built(tmp_path_factory):
 
 def _mask_a4c_clips_from_truth(cohort: Path, data_root: Path) -> list[str]:
     store = DataRoot(data_root)
-    con = catalog.open_reader(store)
-    truth = pq.read_table(cohort / "truth" / "clips.parquet", columns=["sop_instance_uid", "view", "is_colour"])
-    con.register("truth", truth)
-    a4c = con.sql("""
-        SELECT d.sop_instance_uid, d.file_sha256, d.shard, d.relative_path, d.study_instance_uid, d.series_instance_uid,
-               d.patient_key, d.study_date, d.frames, d.frame_rate, 1.0 AS p_a4c, 'ground-truth' AS classifier_id,
-               0.5 AS min_probability, 2 AS min_frames, 'test' AS run_id, 'test' AS code_version
-        FROM dicom_instances d JOIN truth t USING (sop_instance_uid)
-        WHERE t.view = 'A4C' AND NOT t.is_colour""").to_arrow_table()
+    a4c = a4c_clips_from_truth(cohort, store)
     shards = sorted(set(a4c.column("shard").to_pylist()))[:2]  # two shards are enough and keep the test fast
     defs = build_definitions(settings_for(cohort, data_root))
     for shard in shards:
@@ -247,9 +242,25 @@ def test_identifier_rules_on_raw_input_values(built):
     found = {(f.column, f.rule) for f in check_rules.identifier_findings(raw, "raw")}
     assert {("patient_key", "pseudonym_format"), ("accession_key", "pseudonym_format"), ("note", "person_name"),
             ("report_text", "mrn_token"), ("patient_id", "forbidden_column")} <= found
-    redacted = pa.table({"report_text": ["MRN: [REDACTED] seen today"], "relative_path": ["B5F9CF5F/757358/US127002.dcm"],
-                         "patient_key": [None]})
+    redacted = pa.table({"report_text": ["MRN: [REDACTED] seen today"],
+                         "relative_path": [pseudonymise_path("B5F9CF5F/757358/US127002.dcm", b"k")],
+                         "photometric_interpretation": ["YBR_FULL_422"], "run_id": ["12345678-1234-1234-1234-123456789012"],
+                         "message": ["expected a file of at most 2147483648 bytes; found 3000000"],
+                         "sop_instance_uid": ["1.2.826.0.1.3680043.8.498.123456789012345678"], "patient_key": [None]})
     assert check_rules.identifier_findings(redacted, "clean") == []
+
+
+def test_identifier_rules_catch_names_and_mrns_without_markers():
+    """Patient folders as archives name them: caught in paths, messages and path-like columns, no marker needed."""
+    folders = ["DOE^JOHN_MRN12345678/IM_0001.dcm", "ABBOTT_JOHN_12345678/study/IM_0001.dcm"]
+    leaked = pa.table({"relative_path": folders, "message": [f"cannot read {f}" for f in folders],
+                       "mask_path": ["x/ABBOTT_JOHN/a.png", "x/y/12345678.png"]})
+    found = {(f.column, f.rule) for f in check_rules.identifier_findings(leaked, "t")}
+    assert {("relative_path", "path_format"), ("message", "person_name"), ("message", "name_with_number"),
+            ("message", "digit_run"), ("mask_path", "name_pair"), ("mask_path", "digit_run")} <= found
+    with pytest.raises(RawIdentifierError) as refused:
+        identifiers.guard(leaked, "t")
+    assert not any(part in str(refused.value) for part in ("DOE^JOHN", "ABBOTT", "JOHN", "12345678"))
 
 
 def test_quarantine_drift_warns_when_the_share_jumps(built, tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """The code location loads, validates with Dagster's own CLI, and has the asset names users rely on."""
 
+import json
 import os
 import re
 import subprocess
@@ -41,3 +42,29 @@ def test_core_imports_no_dagster():
         if any(framework_import.match(line) for line in path.read_text().splitlines())
     ]
     assert offenders == []
+
+
+def _dg(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    """The dg CLI ([tool.dg] in pyproject.toml) of the running environment, from the repository root."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "DAGSTER_DISABLE_TELEMETRY": "1",
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([str(bin_dir / "dg"), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_dg_check_defs_accepts_the_project(tmp_path):
+    result = _dg("check", "defs", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
+def test_dg_list_defs_lists_the_assets_and_the_automation(tmp_path):
+    result = _dg("list", "defs", "--json", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assets = {asset["asset_key"]: asset for asset in listed["assets"]}
+    assert {"dicom_root", "dicom_instances", "clip_model", "eval_summary"} <= set(assets)
+    assert assets["dicom_instances"]["automation_condition"]["label"] == "on input or code change"
+    assert [s["name"] for s in listed["sensors"]] == ["pipeline_automation"]
+    assert [s["name"] for s in listed["schedules"]] == ["input_observation"]

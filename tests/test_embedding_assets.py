@@ -1,4 +1,5 @@
-"""The embedding and index assets in real in-process Dagster runs, and the automation around them.
+"""The embedding and index assets in real in-process Dagster runs, and the staleness of what they wrote
+(their nightly automation: tests/test_automation.py).
 
 A tiny real model (the `echo-tiny` preset, random weights, saved as a hub-layout checkpoint) is recorded as the
 "bpe" variant's model; the upstream tables (`masked_clips`, `reports`, `report_links`) are written directly as
@@ -13,14 +14,12 @@ import pyarrow as pa
 import pytest
 import torch
 
-from assets import automation
 from assets.embeddings import (clip_embeddings, report_embeddings, report_index, report_index_matches_manifest,
                                video_index, video_index_matches_manifest)
 from echo_pipeline.embeddings import EmbeddingStore, model_key
 from echo_pipeline.model_variants import CLIP_TABLE, REPORT_INDEX, REPORT_TABLE, VIDEO_INDEX, index_dir
 from echo_pipeline.model_variants.staleness import staleness
 from echo_pipeline.search import load_index
-from echo_pipeline.sharding import configured_shard_count, shard_of
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.tokenizers import make_tokenizer
 from echo_pipeline import model_variants
@@ -202,56 +201,3 @@ def test_ivf_index_records_recall_and_flipped_byte_fails_the_check(setup, monkey
     assert "video_index: missing or corrupt" in staleness(store, "bpe")
     rebuilt = materialize(resource, selection=INDEX_ASSETS)  # a corrupt index is rebuilt; the check passes again
     assert metadata(rebuilt, "video_index")["action"] == "built" and all(check_results(rebuilt).values())
-
-
-def test_nightly_schedule_requests_only_stale_variants(setup):
-    store, resource, _, clips = setup[:4]
-    def evaluate():
-        with dg.build_schedule_context(resources={"pipeline": resource}) as context:
-            return automation.nightly_reembedding(context)
-
-    assert isinstance(evaluate(), dg.SkipReason)
-    write_masked_clips(store, {"00": clips["00"] + ["1.4"]}, seed=2)
-    requests = evaluate()
-    assert [r.partition_key for r in requests] == ["bpe"]  # "template" has no model: nothing to embed
-    assert "clip_embeddings: 1 new id" in requests[0].tags["echo/stale_reasons"]
-
-
-def test_sensor_requests_runs_for_changed_inputs_only(tmp_path):
-    dicom_root, reports = tmp_path / "dicom", tmp_path / "reports.csv"
-    (dicom_root / "a").mkdir(parents=True)
-    for name in ("a/one.dcm", "two.dcm"):
-        (dicom_root / name).write_bytes(b"DICM" * 10)
-    reports.write_text("report_id,report_text\nR1,normal\n")
-    resource = PipelineResource(dicom_root=str(dicom_root), reports_path=str(reports), data_root=str(tmp_path / "out"))
-
-    def evaluate(cursor, pipeline=resource):
-        with dg.build_sensor_context(cursor=cursor, resources={"pipeline": pipeline}) as context:
-            return automation.new_input_files(context)
-
-    n_shards = configured_shard_count()
-    first = evaluate(None)
-    shards = sorted(r.partition_key for r in first.run_requests if r.job_name == "ingestion_job")
-    assert shards == sorted({shard_of("a/one.dcm", n_shards), shard_of("two.dcm", n_shards)})  # not empty shards
-    assert [r.job_name for r in first.run_requests].count("reports_job") == 1
-
-    unchanged = evaluate(first.cursor)
-    assert unchanged.run_requests == [] and unchanged.skip_reason is not None
-
-    (dicom_root / "a" / "three.dcm").write_bytes(b"DICM" * 20)
-    added = evaluate(first.cursor)
-    assert [(r.job_name, r.partition_key) for r in added.run_requests] == [
-        ("ingestion_job", shard_of("a/three.dcm", n_shards))]
-
-    reports.write_text("report_id,report_text\nR1,normal\nR2,dilated\n")
-    changed = evaluate(added.cursor)
-    assert [r.job_name for r in changed.run_requests] == ["reports_job"]
-
-    (dicom_root / "two.dcm").unlink()  # its shard's rows must go: that shard is ingested again
-    removed = evaluate(changed.cursor)
-    assert [(r.job_name, r.partition_key) for r in removed.run_requests] == [
-        ("ingestion_job", shard_of("two.dcm", n_shards))]
-
-    missing = PipelineResource(dicom_root=str(tmp_path / "nowhere"), reports_path=str(reports), data_root=str(tmp_path))
-    skipped = evaluate(None, missing)
-    assert isinstance(skipped, dg.SkipReason) and "nowhere" in skipped.skip_message

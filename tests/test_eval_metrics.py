@@ -53,6 +53,12 @@ LABEL_COLUMNS = {
     "lvh",
     "effusion",
     "tamponade",
+    # the paper's further tasks (issue 18)
+    "impella",
+    "atrial_fibrillation",
+    "right_atrial_pressure",
+    "normal_lv_wall_thickness",
+    "no_significant_valvular_disease",
 }
 
 # 6 items: positives score 0.9, 0.5, 0.7; negatives 0.5, 0.1, 0.3 (one tie across classes).
@@ -344,6 +350,11 @@ def _labels() -> pd.DataFrame:
             "lvh": ["none", "mild", "moderate", "severe"],
             "effusion": ["none", "small", "large", None],
             "tamponade": [False, False, True, False],
+            "impella": [False, None, True, False],
+            "atrial_fibrillation": [True, False, None, False],
+            "right_atrial_pressure": ["normal", "elevated", "significantly_elevated", None],
+            "normal_lv_wall_thickness": [True, False, False, False],
+            "no_significant_valvular_disease": [None, True, False, True],
         }
     )
 
@@ -359,6 +370,9 @@ def test_binary_and_regression_truths_exclude_unknowns():
     np.testing.assert_array_equal(truths["mitraclip"].truth, [False, False, False, True])
     assert truths["severe_rv_dilation"].rows.size == 0
     np.testing.assert_array_equal(truths["large_effusion"].truth, [False, False, True])
+    np.testing.assert_array_equal(truths["elevated_right_atrial_pressure"].rows, [0, 1, 2])
+    np.testing.assert_array_equal(truths["elevated_right_atrial_pressure"].truth, [False, True, True])
+    np.testing.assert_array_equal(truths["significantly_elevated_right_atrial_pressure"].truth, [False, False, True])
     reg = regression_truths(_labels(), p)
     np.testing.assert_array_equal(reg["lvef"].rows, [0, 2, 3])
     np.testing.assert_array_equal(reg["lvef"].truth, [55.0, 30.0, 62.4])
@@ -379,7 +393,7 @@ def test_labels_outside_declared_levels_are_refused():
 @pytest.mark.parametrize(
     ("old", "new", "key"),
     [
-        ("version: 1\n", "", "'version'"),
+        ("version: 2\n", "", "'version'"),
         (
             "    label: lvh\n    positive: [severe]",
             "    label: lvh\n    positive: [huge]",

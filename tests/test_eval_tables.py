@@ -159,7 +159,7 @@ def test_perfect_scores_give_auc_one_and_youden_rates_one(evaluated):
     assert np.isnan(auc.loc["moderate_lv_dilation", "value"])
     for task in ("pacemaker", "tavr", "mitraclip", "severe_lv_dilation"):
         assert auc.loc[task, "value"] == 1.0 and auc.loc[task, "ci_low"] == 1.0
-        assert auc.loc[task, "prompt_strategy"] == BASE and auc.loc[task, "primary"]
+        assert auc.loc[task, "prompt_strategy"] == BASE and auc.loc[task, "is_primary"]
         assert auc.loc[task, "n_prompts"] == len(PROMPTS.binary_tasks[task].prompts)
     pacemaker = _rows(trained, "eval_classification", task="pacemaker").set_index("metric")
     assert pacemaker.loc["sensitivity", "value"] == 1.0 and pacemaker.loc["specificity", "value"] == 1.0
@@ -296,6 +296,8 @@ def build_data_root(root, rng) -> tuple:
     """Test/validation/train studies, masked clips of the test studies, a tiny 'trained' echo-tiny model, its
     stored clip and report embeddings, and the model record: what the upstream assets would have written."""
     from echo_pipeline.embeddings import ClipEmbedder, ClipItem, EmbeddingStore, embed_reports
+    from echo_pipeline.privacy import pseudonymise
+    from echo_pipeline.source_paths import pseudonymise_path
     from echo_pipeline.storage import DataRoot
     from echo_pipeline.tokenizers import BpeTokenizer
     from echo_pipeline import model_variants
@@ -303,7 +305,8 @@ def build_data_root(root, rng) -> tuple:
 
     store = DataRoot(root)
     lineage = {"run_id": "up", "code_version": "t"}
-    studies = [(f"s{i:02d}", f"p{i // 2}", split) for i, split in enumerate(["test"] * 8 + ["train"] * 4 + ["validation"] * 2)]
+    studies = [(f"s{i:02d}", pseudonymise(f"p{i // 2}", b"k", "patient"), split)  # stored keys are keyed hashes
+               for i, split in enumerate(["test"] * 8 + ["train"] * 4 + ["validation"] * 2)]
     reports, labels, instances, masked = [], [], [], []
     for i, (study, patient, split) in enumerate(studies):
         lvef, pacemaker = float(20 + 6 * i), bool(i % 2)
@@ -318,7 +321,7 @@ def build_data_root(root, rng) -> tuple:
             path = store.array_dir("masked_clips") / "00" / f"{uid}.npy"
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, rng.integers(0, 255, (10, 48, 48, 3), dtype=np.uint8))
-            instances.append({"file_sha256": uid, "relative_path": uid, "file_size": 1, "shard": "00",
+            instances.append({"file_sha256": uid, "relative_path": pseudonymise_path(uid, b"k"), "file_size": 1, "shard": "00",
                               "sop_instance_uid": uid, "study_instance_uid": study, "patient_key": patient,
                               "study_date": dt.date(2021, 1, 1 + c), **lineage})
             masked.append({"sop_instance_uid": uid, "file_sha256": uid, "shard": "00",

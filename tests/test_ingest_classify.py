@@ -21,6 +21,7 @@ from echo_pipeline.ingest.header import identifying_values, scrub
 from echo_pipeline.privacy import pseudonymise
 from echo_pipeline.schemas import DICOM_INSTANCES, INGEST_QUARANTINE
 from echo_pipeline.sharding import shard_of
+from echo_pipeline.source_paths import pseudonymise_path
 from echo_pipeline.storage import DataRoot
 
 DATA = Path(pydicom.data.__file__).parent
@@ -60,15 +61,34 @@ def save(ds: Dataset, path: Path) -> Path:
     return path
 
 
+#: Pseudonymised path → raw path of every file ingest_all has seen: rows carry only pseudonyms
+#: (echo_pipeline.source_paths); the tests name files by their raw paths.
+_RAW: dict[str, str] = {}
+
+
+def pseudonymised(path: str) -> str:
+    return pseudonymise_path(path, KEY)
+
+
+def raw(paths) -> tuple[str, ...]:
+    return tuple(_RAW[p] for p in paths)
+
+
 def ingest_all(root: Path, n_shards: int = 1, previous: ShardTables | None = None, run_id: str = "run-1") -> ShardTables:
     assert n_shards == 1 or previous is None
+    _RAW.update({pseudonymised(f.relative_path): f.relative_path
+                 for files in scan_dicom_root(root, n_shards).values() for f in files})
     parts = [ingest_shard(root, files, previous, KEY, run_id, "ingest-test") for files in scan_dicom_root(root, n_shards).values()]
     return parts[0] if n_shards == 1 else merge_shards(parts, run_id, "ingest-test")
 
 
 def by_path(tables: ShardTables) -> dict[str, dict]:
-    rows = {r["relative_path"]: {**r, "table": "instances"} for r in tables.instances.to_pylist()}
-    rows.update({r["relative_path"]: {**r, "table": "quarantine"} for r in tables.quarantine.to_pylist()})
+    """Rows by raw path, with duplicate_of raw as well."""
+    rows = {_RAW[r["relative_path"]]: {**r, "table": "instances"} for r in tables.instances.to_pylist()}
+    rows.update({_RAW[r["relative_path"]]: {**r, "table": "quarantine"} for r in tables.quarantine.to_pylist()})
+    for row in rows.values():
+        if row.get("duplicate_of"):
+            row["duplicate_of"] = _RAW[row["duplicate_of"]]
     return rows
 
 
@@ -79,7 +99,7 @@ def test_every_pydicom_test_file_is_classified_once(tmp_path):
 
     tables = ingest_all(tmp_path, n_shards=4)
     paths = tables.instances.column("relative_path").to_pylist() + tables.quarantine.column("relative_path").to_pylist()
-    assert sorted(paths) == on_disk  # every file in exactly one of the two outputs
+    assert sorted(raw(paths)) == on_disk  # every file in exactly one of the two outputs
     assert tables.instances.num_rows >= 40
     rows = by_path(tables)
     assert set(tables.quarantine.column("reason").to_pylist()) <= set(REASONS) - {"unexpected_error", "read_error"}
@@ -96,7 +116,11 @@ def test_every_pydicom_test_file_is_classified_once(tmp_path):
     }
     for path, reason in expected.items():
         assert rows[path].get("reason") == reason, (path, rows[path].get("reason"), rows[path].get("message"))
-    assert rows["test_files/MR_small_RLE.dcm"]["duplicate_of"] == "test_files/MR_small.dcm"
+    uid = rows["test_files/MR_small_RLE.dcm"]["sop_instance_uid"]
+    copies = [path for path, row in rows.items() if row.get("sop_instance_uid") == uid]
+    kept = min(copies, key=pseudonymised)  # the copy with the smallest pseudonymised path
+    assert "test_files/MR_small.dcm" in copies and rows[kept]["table"] == "instances"
+    assert rows["test_files/MR_small_RLE.dcm"]["duplicate_of"] == kept
     assert rows["test_files/examples_ybr_color.dcm"]["table"] == "instances"
     assert rows["test_files/examples_ybr_color.dcm"]["frames"] == 30
     assert all(r["message"] for r in tables.quarantine.to_pylist())
@@ -133,6 +157,8 @@ def broken_archive(tmp_path) -> Path:
 
 
 def test_broken_files_get_their_reason(broken_archive):
+    # The kept copy is the one with the smallest pseudonymised path; with this key that is a/clip.
+    assert pseudonymised("a/clip") < pseudonymised("b/copy.dcm") < pseudonymised("c/same_uid.dcm")
     rows = by_path(ingest_all(broken_archive))
     reasons = {path: row.get("reason", "instance") for path, row in rows.items()}
     assert reasons == {
@@ -222,19 +248,19 @@ def test_incremental_runs_reuse_rows_and_match_a_fresh_run(broken_archive):
 
     save(us_dataset(seed=5), broken_archive / "d" / "new.dcm")
     grown = ingest_all(broken_archive, previous=again, run_id="run-3")
-    assert grown.processed == ("d/new.dcm",)
+    assert raw(grown.processed) == ("d/new.dcm",)
     new_row = by_path(grown)["d/new.dcm"]
     assert new_row["table"] == "instances" and new_row["run_id"] == "run-3"
     assert by_path(grown)["a/clip"]["run_id"] == "run-1"
 
     (broken_archive / "notes.txt").write_text("a longer list, rewritten\n")  # changed size and mtime
     changed = ingest_all(broken_archive, previous=grown, run_id="run-3b")
-    assert changed.processed == ("notes.txt",)
+    assert raw(changed.processed) == ("notes.txt",)
     grown = changed
 
     os.remove(broken_archive / "a" / "clip")  # the kept copy goes: its byte-identical copy takes over
     shrunk = ingest_all(broken_archive, previous=grown, run_id="run-4")
-    assert shrunk.processed == ("b/copy.dcm",)
+    assert raw(shrunk.processed) == ("b/copy.dcm",)
     rows = by_path(shrunk)
     assert rows["b/copy.dcm"]["table"] == "instances" and rows["c/same_uid.dcm"]["duplicate_of"] == "b/copy.dcm"
     fresh = ingest_all(broken_archive, run_id="run-5")
@@ -251,7 +277,8 @@ def test_two_fresh_runs_are_identical_but_for_run_id(broken_archive):
 
 def test_duplicates_across_shards_are_merged(broken_archive):
     # a copy whose path lands in another shard than the kept copy: the case the merge exists for
-    copy = next(f"z/copy{i}" for i in range(100) if shard_of(f"z/copy{i}", 8) != shard_of("a/clip", 8))
+    copy = next(f"z/copy{i}" for i in range(100) if shard_of(f"z/copy{i}", 8) != shard_of("a/clip", 8)
+                and pseudonymised(f"z/copy{i}") > pseudonymised("a/clip"))
     (broken_archive / "z").mkdir()
     shutil.copy(broken_archive / "a" / "clip", broken_archive / copy)
     merged = by_path(ingest_all(broken_archive, n_shards=8))

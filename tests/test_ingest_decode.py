@@ -178,3 +178,24 @@ def test_ybr_conversion_matches_pydicom_within_rounding():
     ours = ybr_full_to_rgb(ybr).astype(int)
     reference = convert_color_space(ybr, "YBR_FULL", "RGB").astype(int)
     assert np.abs(ours - reference).max() <= 1
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through system calls so far (Linux /proc/self/io ``rchar``)."""
+    with open("/proc/self/io") as f:
+        return int(next(line for line in f if line.startswith("rchar")).split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io to count bytes read")
+@pytest.mark.parametrize("syntax", [JPEGBaseline8Bit, RLELossless, ExplicitVRLittleEndian])
+def test_a_path_reads_only_the_requested_frames(tmp_path, syntax):
+    frames = 30
+    path = write_clip(tmp_path / "clip.dcm", us_clip(frames, 240, 320), syntax)
+    whole = decode_frames(pydicom.dcmread(path))
+    frame_share = path.stat().st_size / frames
+    before = _bytes_read()
+    picked = decode_frames(path, [2, 17])
+    read = _bytes_read() - before
+    np.testing.assert_array_equal(picked, whole[[2, 17]])
+    # Two frames, the header and 8 bytes per item header; nowhere near the whole file.
+    assert read < 3 * frame_share + 8192, (read, frame_share)

@@ -64,8 +64,11 @@ def burn_in(frames: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_rgb_dicom(path: Path, frames: np.ndarray, region: tuple[int, int, int, int] | None = None) -> Path:
-    """A native (explicit VR little endian) RGB US multi-frame file holding ``frames``."""
+def write_rgb_dicom(path: Path, frames: np.ndarray, region: tuple[int, int, int, int] | None = None,
+                    origin: tuple[float, float] | None = None, items: list[Dataset] | None = None) -> Path:
+    """A native (explicit VR little endian) RGB US multi-frame file holding ``frames``; ``region``: a 2D
+    tissue region, with the transducer origin (pixel of physical (0, 0)) as its reference pixel when given;
+    ``items``: SequenceOfUltrasoundRegions items written as they are instead."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -81,14 +84,22 @@ def write_rgb_dicom(path: Path, frames: np.ndarray, region: tuple[int, int, int,
         item = Dataset()
         item.RegionSpatialFormat, item.RegionDataType, item.RegionFlags = 1, 1, 0
         item.RegionLocationMinX0, item.RegionLocationMinY0, item.RegionLocationMaxX1, item.RegionLocationMaxY1 = map(int, region)
+        if origin is not None:  # PS3.3 C.8.5.5.1: the reference pixel is relative to the region's top-left corner
+            item.PhysicalUnitsXDirection = item.PhysicalUnitsYDirection = 3  # cm
+            item.PhysicalDeltaX = item.PhysicalDeltaY = 0.05
+            item.ReferencePixelX0, item.ReferencePixelY0 = round(origin[0]) - int(region[0]), round(origin[1]) - int(region[1])
+            item.ReferencePixelPhysicalValueX = (origin[0] - round(origin[0])) * -0.05  # so (0, 0) falls on origin
+            item.ReferencePixelPhysicalValueY = (origin[1] - round(origin[1])) * -0.05
         ds.SequenceOfUltrasoundRegions = [item]
+    if items:
+        ds.SequenceOfUltrasoundRegions = items
     ds.PixelData = np.ascontiguousarray(frames).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
 
 
-def source_for(path: Path, region=None) -> ClipSource:
-    return ClipSource(path.stem, hashlib.sha256(path.read_bytes()).hexdigest(), "00", str(path), region)
+def source_for(path: Path) -> ClipSource:
+    return ClipSource(path.stem, hashlib.sha256(path.read_bytes()).hexdigest(), "00", str(path))
 
 
 # --- the synthetic cohort: quality bar -------------------------------------------------------------------------
@@ -108,8 +119,7 @@ def cohort_masks(cohort, tmp_path_factory):
     sources = []
     for row in truth:
         path = cohort / "dicom" / row["relative_path"]
-        box = region_bounds(pydicom.dcmread(path, stop_before_pixels=True))
-        sources.append(ClipSource(row["sop_instance_uid"], hashlib.sha256(path.read_bytes()).hexdigest(), "00", str(path), box))
+        sources.append(ClipSource(row["sop_instance_uid"], hashlib.sha256(path.read_bytes()).hexdigest(), "00", str(path)))
     root = tmp_path_factory.mktemp("masking_data_root")
     masks, quarantine, outcomes = sector_tables(sources, None, None, mask_dir=root / "masks", data_root=root,
                                                 run_id="test", code_version=VERSION, workers=2)
@@ -120,7 +130,7 @@ def test_masks_match_ground_truth_with_and_without_region_tags(cohort, cohort_ma
     truth_rows, sources, root, masks, quarantine, outcomes = cohort_masks
     truth = truth_agreement.load_truth(cohort / "truth" / "clips.parquet")
     per_method = truth_agreement.method_ious(outcomes, truth)
-    tagged = sum(s.region is not None for s in sources)
+    tagged = sum(region_bounds(pydicom.dcmread(s.path, stop_before_pixels=True)) is not None for s in sources)
     assert len(per_method["pixels"]) == len(sources) and len(per_method["regions"]) == tagged > 0
     for method, values in per_method.items():
         summary = truth_agreement.summary(values)
@@ -235,14 +245,15 @@ def test_region_box_larger_than_the_fan_falls_back_to_pixels_inside_it(tmp_path)
     rows, cols = 220, 300
     fan = Fan(150.2, 10.4, 190.0, -42.0, 42.0)
     frames = burn_in(moving_fan(fan, rows, cols), fan.mask(rows, cols))
-    whole = find_sector(source_for(write_rgb_dicom(tmp_path / "a.dcm", frames), (0, 0, cols - 1, rows - 1)),
+    whole = find_sector(source_for(write_rgb_dicom(tmp_path / "a.dcm", frames, (0, 0, cols - 1, rows - 1))),
                         mask_dir=tmp_path, data_root=tmp_path, run_id="t", code_version=VERSION)
     assert whole.mask_row["method"] == "regions_pixels" and whole.mask_row["regions_pixels_iou"] > 0.95
     ys, xs = np.nonzero(fan.mask(rows, cols))
-    exact = find_sector(source_for(write_rgb_dicom(tmp_path / "b.dcm", frames), (xs.min(), ys.min(), xs.max(), ys.max())),
+    box = (xs.min(), ys.min(), xs.max(), ys.max())
+    exact = find_sector(source_for(write_rgb_dicom(tmp_path / "b.dcm", frames, box, (fan.apex_x, fan.apex_y))),
                         mask_dir=tmp_path, data_root=tmp_path, run_id="t", code_version=VERSION)
     assert exact.mask_row["method"] == "regions"
-    outside = find_sector(source_for(write_rgb_dicom(tmp_path / "c.dcm", frames), (0, 0, cols + 50, rows)),
+    outside = find_sector(source_for(write_rgb_dicom(tmp_path / "c.dcm", frames, (0, 0, cols + 50, rows))),
                           mask_dir=tmp_path, data_root=tmp_path, run_id="t", code_version=VERSION)
     assert outside.mask_row["method"] == "pixels" and outside.mask_row["has_regions"]
     for outcome in (whole, exact, outside):
@@ -255,8 +266,8 @@ def test_large_frames_are_analysed_reduced_and_masked_at_full_size(tmp_path):
     frames = burn_in(moving_fan(fan, rows, cols, frames=8), fan.mask(rows, cols))
     ys, xs = np.nonzero(fan.mask(rows, cols))
     for region in (None, (xs.min(), ys.min(), xs.max(), ys.max())):
-        path = write_rgb_dicom(tmp_path / f"big{region is None}.dcm", frames, region)
-        outcome = find_sector(source_for(path, region), mask_dir=tmp_path, data_root=tmp_path, run_id="t", code_version=VERSION)
+        path = write_rgb_dicom(tmp_path / f"big{region is None}.dcm", frames, region, (fan.apex_x, fan.apex_y))
+        outcome = find_sector(source_for(path), mask_dir=tmp_path, data_root=tmp_path, run_id="t", code_version=VERSION)
         row = outcome.mask_row
         assert row["analysis_scale"] == 2 and (row["rows"], row["columns"]) == (rows, cols)
         assert row["method"] == ("pixels" if region is None else "regions")

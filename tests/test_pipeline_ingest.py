@@ -18,8 +18,15 @@ import pytest
 
 import echo_pipeline_cli
 from echo_pipeline.privacy import KEY_ENV_VAR
+from echo_pipeline.sharding import configured_shard_count
+from echo_pipeline.source_paths import SourcePaths, pseudonymise_path
 
 SELECT = "ingest_quarantine"
+KEY = "test-key-not-a-secret"
+
+
+def pseudonymised(path: str) -> str:
+    return pseudonymise_path(path, KEY.encode())
 
 
 def run_ingestion(cohort: Path, data_root: Path) -> int:
@@ -41,7 +48,7 @@ def catalog_tables(data_root: Path) -> dict[str, pd.DataFrame]:
 def shared_pseudonym_key():
     """One key for every data root of this module, so pseudonyms compare equal across runs."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(KEY_ENV_VAR, "test-key-not-a-secret")
+        patch.setenv(KEY_ENV_VAR, KEY)
         yield
 
 
@@ -53,7 +60,8 @@ def ingested(small_cohort, tmp_path_factory) -> Path:
 
 
 def test_every_file_lands_in_exactly_one_table_with_the_true_reason(small_cohort, ingested):
-    truth = pd.read_parquet(small_cohort / "truth" / "files.parquet").set_index("relative_path")
+    truth = pd.read_parquet(small_cohort / "truth" / "files.parquet")
+    truth = truth.set_index(truth["relative_path"].map(pseudonymised))
     tables = catalog_tables(ingested)
     ingested_paths = set(tables["instances"]["relative_path"])
     quarantined = dict(zip(tables["quarantine"]["relative_path"], tables["quarantine"]["reason"]))
@@ -64,11 +72,16 @@ def test_every_file_lands_in_exactly_one_table_with_the_true_reason(small_cohort
 
 
 def test_duplicate_is_kept_once_and_points_at_the_kept_copy(small_cohort, ingested):
+    """Of each pair of copies the smallest pseudonymised path is kept; the other names it in duplicate_of."""
     truth = pd.read_parquet(small_cohort / "truth" / "files.parquet")
     quarantine = catalog_tables(ingested)["quarantine"].set_index("relative_path")
-    for row in truth[truth["expected"] == "duplicate"].itertuples():
-        assert quarantine.loc[row.relative_path, "duplicate_of"] == row.duplicate_of
     instances = catalog_tables(ingested)["instances"]
+    pairs = truth[truth["expected"] == "duplicate"]
+    assert len(pairs)
+    for row in pairs.itertuples():
+        kept, dropped = sorted([pseudonymised(row.relative_path), pseudonymised(row.duplicate_of)])
+        assert kept in set(instances["relative_path"])
+        assert quarantine.loc[dropped, "duplicate_of"] == kept
     assert instances["sop_instance_uid"].is_unique and instances["file_sha256"].is_unique
 
 
@@ -79,6 +92,19 @@ def test_no_raw_identifier_reaches_the_catalog(small_cohort, ingested):
     for table in catalog_tables(ingested).values():
         cells = {str(value) for value in table.astype(str).to_numpy().ravel()}
         assert not {value for value in raw if any(value in cell for cell in cells)}
+
+
+def test_tables_hold_pseudonymised_paths_that_the_restricted_mapping_resolves(small_cohort, ingested):
+    truth = pd.read_parquet(small_cohort / "truth" / "files.parquet")
+    tables = catalog_tables(ingested)
+    stored = set(tables["instances"]["relative_path"]) | set(tables["quarantine"]["relative_path"])
+    assert not stored & set(truth["relative_path"])  # no raw path in a table
+    paths = SourcePaths(ingested, small_cohort / "dicom")
+    assert {paths.source_path(p) for p in stored} == set(truth["relative_path"])
+    assert all(paths.locate(p).is_file() for p in tables["instances"]["relative_path"])
+    maps = sorted((ingested / "secrets" / "source_paths").glob("part-*.parquet"))
+    assert maps and {oct(m.stat().st_mode & 0o777) for m in maps} == {"0o600"}
+    assert oct((ingested / "secrets" / "source_paths").stat().st_mode & 0o777) == "0o700"
 
 
 def test_rerun_with_no_new_files_changes_nothing(small_cohort, ingested):
@@ -100,6 +126,10 @@ def test_killed_run_then_rerun_equals_uninterrupted_run(small_cohort, ingested, 
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    # The kill must have interrupted the ingestion: the process died of it, with shards still unwritten.
+    assert process.returncode == -signal.SIGKILL, f"the run ended by itself ({process.returncode}) before the kill"
+    written = len(list(shard_files.glob("part-*.parquet")))
+    assert 1 <= written < configured_shard_count(), f"{written} shards written: the kill came too early or too late"
     assert run_ingestion(small_cohort, tmp_path) == 0
     lineage_free = lambda frame: frame.drop(columns=["run_id"]).reset_index(drop=True)  # noqa: E731
     expected, got = catalog_tables(ingested), catalog_tables(tmp_path)

@@ -9,16 +9,16 @@ import dagster as dg
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 import echo_pipeline_cli
 from assets.masking import masked_clips, sector_mask_shard
-from echo_pipeline import catalog, masking
+from echo_pipeline import masking
 from echo_pipeline.privacy import KEY_ENV_VAR
 from echo_pipeline.schemas import TABLES
 from echo_pipeline.storage import DataRoot
 from resources import PipelineResource
+from truth_helpers import a4c_clips_from_truth
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +32,7 @@ def pipeline(small_cohort, tmp_path_factory):
             "--data-root", str(data_root), "--select", "dicom_instances",
         ]) == 0
     store = DataRoot(data_root)
-    truth = pq.read_table(small_cohort / "truth" / "clips.parquet").select(["sop_instance_uid", "view", "is_colour"])
-    con = catalog.open_reader(store)
-    con.register("truth", truth)
-    a4c = con.sql("""
-        SELECT d.sop_instance_uid, d.file_sha256, d.shard, d.relative_path, d.study_instance_uid,
-               d.series_instance_uid, d.patient_key, d.study_date, d.frames, d.frame_rate, 1.0 AS p_a4c,
-               'ground-truth' AS classifier_id, 0.5 AS min_probability, 2 AS min_frames, 'test' AS run_id,
-               'test' AS code_version
-        FROM dicom_instances d JOIN truth t USING (sop_instance_uid)
-        WHERE t.view = 'A4C' AND NOT t.is_colour""").to_arrow_table()
+    a4c = a4c_clips_from_truth(small_cohort, store)
     for shard in sorted(set(a4c.column("shard").to_pylist())):
         store.write_table("a4c_clips", a4c.filter(pa.compute.equal(a4c.column("shard"), shard)), shard)
     resource = PipelineResource(dicom_root=str(small_cohort / "dicom"), reports_path=str(small_cohort / "reports.csv"),

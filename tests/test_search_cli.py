@@ -19,6 +19,7 @@ from echo_pipeline.masking.dicom_file import masked_frames_from_dicom
 from echo_pipeline.model_variants import CLIP_TABLE, REPORT_INDEX, REPORT_TABLE, VIDEO_INDEX, index_dir, report_partition
 from echo_pipeline.search.refresh import refresh_index, update_clip_embeddings
 from echo_pipeline.search.searcher import Searcher
+from echo_pipeline.source_paths import pseudonymise_path
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.synth.cohort import generate_cohort
 from echo_pipeline.tokenizers import make_tokenizer
@@ -27,6 +28,7 @@ from echo_pipeline.training import registry
 from echo_pipeline.training.model_factory import build_model, save_hub_layout
 
 QUERY = "Severe mitral regurgitation. The left ventricle is dilated."
+PATH_KEY = b"search-test-key"
 
 
 def lineage(n: int) -> dict:
@@ -62,7 +64,8 @@ def world(tmp_path_factory):
         paths.append(path.relative_to(store.path).as_posix())
     n = len(clips)
     store.write_table("dicom_instances_by_shard", _with_nulls(pa.table({
-        "file_sha256": [f"sha{i}" for i in range(n)], "relative_path": clips.relative_path.tolist(),
+        "file_sha256": [f"sha{i}" for i in range(n)],
+        "relative_path": [pseudonymise_path(p, PATH_KEY) for p in clips.relative_path],
         "file_size": [1] * n, "file_mtime_ns": [0] * n, "shard": ["00"] * n,
         "sop_instance_uid": clips.sop_instance_uid.tolist(), "study_instance_uid": clips.study_instance_uid.tolist(),
         **lineage(n)}), "dicom_instances"), "00", schema_name="dicom_instances")
@@ -145,7 +148,8 @@ def test_text_query_prints_the_nearest_clips_with_their_files(world, capsys):
     expected = brute_force(query, *EmbeddingStore(store, CLIP_TABLE, record.model_id).load_vectors(), 2)
     assert [r[2] for r in rows] == expected
     truth = clips.set_index("sop_instance_uid")
-    assert [(r[3], r[4]) for r in rows] == [(truth.study_instance_uid[u], truth.relative_path[u]) for u in expected]
+    assert [(r[3], r[4]) for r in rows] == [(truth.study_instance_uid[u], pseudonymise_path(truth.relative_path[u], PATH_KEY))
+                                            for u in expected]  # the stored path is the pseudonymised one
 
 
 def test_dicom_query_is_embedded_like_the_stored_clip(world, capsys):

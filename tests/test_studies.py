@@ -2,6 +2,7 @@
 tiny real model's stored clip embeddings."""
 
 import datetime as dt
+import hashlib
 
 import dagster as dg
 import numpy as np
@@ -38,6 +39,11 @@ def test_mean_by_study_refuses_misaligned_inputs_and_zero_vectors():
         mean_by_study(np.zeros((1, 3)), ["a"])
 
 
+def stored_path(uid: str) -> str:
+    """A relative path as ingestion stores it: pseudonymised (16 hex digits, extension kept)."""
+    return hashlib.sha256(uid.encode()).hexdigest()[:16] + ".dcm"
+
+
 def write_instances(store: DataRoot, study_of: dict[str, str], patient_of: dict[str, str] | None = None,
                     dates: dict[str, dt.date] | None = None) -> None:
     """Minimal `dicom_instances` rows (one shard) for the clips in ``study_of``."""
@@ -45,7 +51,7 @@ def write_instances(store: DataRoot, study_of: dict[str, str], patient_of: dict[
     n = len(uids)
     columns = {field.name: pa.nulls(n, field.type) for field in DICOM_INSTANCES}
     columns.update({
-        "file_sha256": [f"sha-{u}" for u in uids], "relative_path": [f"{u}.dcm" for u in uids],
+        "file_sha256": [f"sha-{u}" for u in uids], "relative_path": [stored_path(u) for u in uids],
         "file_size": [1] * n, "shard": ["00"] * n, "sop_instance_uid": uids,
         "study_instance_uid": [study_of[u] for u in uids], "run_id": ["test"] * n, "code_version": ["test"] * n,
     })
@@ -182,7 +188,7 @@ def test_clinical_change_asset_writes_rows_that_reach_their_files_and_events(tmp
         AND l.relative_path IS NOT NULL)""").fetchone()[0]
     assert reached == 0
     files = con.execute("SELECT DISTINCT relative_path FROM clinical_change_lineage WHERE row_study_uid = 'A2'").df()
-    assert sorted(files["relative_path"]) == ["9.A00.dcm", "9.A01.dcm", "9.A20.dcm", "9.A21.dcm"]
+    assert sorted(files["relative_path"]) == sorted(stored_path(u) for u in ("9.A00", "9.A01", "9.A20", "9.A21"))
     [event] = result.asset_materializations_for_node("eval_clinical_change")
     assert "data:image/png;base64," in event.metadata["clinical_change_trained"].value
 
@@ -194,8 +200,9 @@ def test_without_an_events_file_the_change_table_is_empty_and_says_why(tmp_path)
     store = DataRoot(tmp_path / "data")
     save_tiny_model(store, seed=0, name="first")
     write_masked_clips(store, {"00": ["1.1"]})
-    write_instances(store, {"1.1": "S1"}, {"S1": "p"}, {"S1": dt.date(2020, 1, 1)})
-    store.write_table("splits", pa.table({"study_instance_uid": ["S1"], "patient_key": ["p"], "split": ["test"],
+    patient = "pat_" + "0" * 20
+    write_instances(store, {"1.1": "S1"}, {"S1": patient}, {"S1": dt.date(2020, 1, 1)})
+    store.write_table("splits", pa.table({"study_instance_uid": ["S1"], "patient_key": [patient], "split": ["test"],
                                           "run_id": ["t"], "code_version": ["t"]}))
     resource = PipelineResource(dicom_root=str(tmp_path), reports_path=str(tmp_path / "r.csv"),
                                 data_root=str(store.path))

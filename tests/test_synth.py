@@ -16,6 +16,7 @@ import pydicom
 import pytest
 from pydicom.errors import InvalidDicomError
 
+from echo_pipeline.masking.geometry import Fan
 from echo_pipeline.synth.cohort import generate_cohort
 from echo_pipeline.schemas import REPORT_LABEL_NAMES
 from echo_pipeline.synth.dicom_writer import US_MULTIFRAME, image_dataset
@@ -112,12 +113,40 @@ def test_clips_decode_as_declared(cohort):
 
 
 def test_regions_bound_the_sector(cohort):
-    for row in cohort["clips"][cohort["clips"].has_regions].itertuples():
-        region = pydicom.dcmread(cohort["root"] / "dicom" / row.relative_path).SequenceOfUltrasoundRegions[0]
+    clips = cohort["clips"]
+    widened = 0
+    for row in clips[clips.has_regions].itertuples():
+        ds = pydicom.dcmread(cohort["root"] / "dicom" / row.relative_path, stop_before_pixels=True)
+        region = ds.SequenceOfUltrasoundRegions[0]
         ys, xs = np.nonzero(cv2.imread(str(cohort["root"] / row.sector_mask_path), cv2.IMREAD_GRAYSCALE))
         assert (region.RegionSpatialFormat, region.RegionDataType) == (1, 1)
-        assert (region.RegionLocationMinX0, region.RegionLocationMinY0, region.RegionLocationMaxX1,
-                region.RegionLocationMaxY1) == (xs.min(), ys.min(), xs.max(), ys.max())
+        box = (region.RegionLocationMinX0, region.RegionLocationMinY0, region.RegionLocationMaxX1, region.RegionLocationMaxY1)
+        assert box[0] <= xs.min() and box[1] <= ys.min() and box[2] >= xs.max() and box[3] >= ys.max()  # holds the fan
+        assert box[0] >= xs.min() - 14 and box[2] <= min(xs.max() + 14, row.columns - 1) and box[3] < row.rows
+        widened += box != (xs.min(), ys.min(), xs.max(), ys.max())
+        # PS3.3 C.8.5.5.1: physical (0, 0) = reference pixel (relative to the box) - its value / pixel size.
+        has_origin = "ReferencePixelPhysicalValueX" in region
+        assert has_origin == row.region_origin_tags
+        if has_origin:
+            origin_x = box[0] + region.ReferencePixelX0 - region.ReferencePixelPhysicalValueX / region.PhysicalDeltaX
+            origin_y = box[1] + region.ReferencePixelY0 - region.ReferencePixelPhysicalValueY / region.PhysicalDeltaY
+            assert (origin_x, origin_y) == pytest.approx((row.sector_apex_x, row.sector_apex_y), abs=1e-6)
+    assert 0 < widened < clips.has_regions.sum()
+    assert clips[clips.has_regions].region_origin_tags.nunique() == 2
+
+
+def test_truth_records_the_drawn_sector_geometry(cohort):
+    clips = cohort["clips"]
+    for row in clips.itertuples():
+        fan = Fan(row.sector_apex_x, row.sector_apex_y, row.sector_radius, row.sector_angle_left_deg,
+                  row.sector_angle_right_deg, row.sector_min_radius)
+        truth = cv2.imread(str(cohort["root"] / row.sector_mask_path), cv2.IMREAD_GRAYSCALE) > 0
+        assert (fan.mask(row.rows, row.columns) != truth).mean() < 1e-3
+        assert row.sector_half_angle_deg == pytest.approx((row.sector_angle_right_deg - row.sector_angle_left_deg) / 2)
+    virtual = clips[clips.sector_min_radius > 0]
+    assert len(virtual) and (virtual.sector_apex_y < 0).all()  # a virtual apex above the image, a near arc below
+    assert ((clips.sector_angle_left_deg + clips.sector_angle_right_deg).abs() > 1).any()  # steered sectors
+    assert (clips.sector_min_radius == 0).any()
 
 
 def test_sector_moves_outside_is_dark_and_text_is_static(cohort, decoded):

@@ -18,6 +18,7 @@ from assets import views as view_assets
 from assets.partitions import SHARDS
 from echo_pipeline import catalog, views
 from echo_pipeline.errors import CheckpointError, InputContractError
+from echo_pipeline.source_paths import SourcePaths
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.views import colour, frames, inputs, truth_agreement
 from echo_pipeline.views.model import clip_probabilities, torch_threads
@@ -111,7 +112,7 @@ def test_materialization_metadata_explains_the_selection(run):
         decisions = metadata["decisions"].value
         assert "colour_doppler" in decisions and "kept" in decisions
         assert metadata["validation_confusion_matrix"].value == classifier["validation_confusion_matrix"].value
-    kept = sum(m["dagster/row_count"].value for m in run["a4c"].values())
+    kept = sum(m["dagster/partition_row_count"].value for m in run["a4c"].values())
     assert kept == len(_query(run["store"], "SELECT * FROM a4c_clips"))
 
 
@@ -174,7 +175,8 @@ def small_training_set(cohort, run):
     sql = "SELECT * FROM dicom_instances ORDER BY sop_instance_uid LIMIT 160"
     instances = catalog.open_reader(run["store"]).sql(sql).to_arrow_table()
     spec = views.ModelSpec(frames_per_clip=3, input_size=32)
-    clips, _ = views.load_labelled_clips(instances, views.read_view_labels(cohort.view_labels_csv), cohort.dicom_root, spec)
+    paths = SourcePaths(run["store"].path, cohort.dicom_root)
+    clips, _ = views.load_labelled_clips(instances, views.read_view_labels(cohort.view_labels_csv), paths, spec)
     return clips, spec
 
 

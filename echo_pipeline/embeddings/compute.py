@@ -27,6 +27,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from echo_pipeline.embeddings.preprocessing import check_preprocessing, published_crop
 from echo_pipeline.errors import EmbeddingError
 from echo_pipeline.pooling import l2_normalise, pool_texts
 
@@ -103,8 +104,10 @@ def model_image_size(model: torch.nn.Module) -> int:
     return int(size)
 
 
-def load_clip_frames(path: Path, image_size: int, count: int = FRAME_COUNT, stride: int = FRAME_STRIDE) -> np.ndarray:
-    """The selected frames of a masked clip as uint8 (F, image_size, image_size, 3), resized when needed.
+def load_clip_frames(path: Path, image_size: int, count: int = FRAME_COUNT, stride: int = FRAME_STRIDE,
+                     preprocessing: str = "model") -> np.ndarray:
+    """The selected frames of a masked clip as uint8 (F, image_size, image_size, 3), resized when needed
+    (or cropped the published way: `preprocessing.published_crop`).
 
     The file is memory-mapped so only the selected frames are read. Shrinking uses INTER_AREA (no aliasing),
     enlarging INTER_CUBIC. Raises EmbeddingError naming the file when it is not a non-empty uint8 RGB clip.
@@ -118,11 +121,14 @@ def load_clip_frames(path: Path, image_size: int, count: int = FRAME_COUNT, stri
     if min(clip.shape[:3]) == 0:
         raise EmbeddingError(f"{path}: clip is empty (shape {clip.shape})")
     frames = np.ascontiguousarray(clip[select_frame_indices(clip.shape[0], count, stride)])
-    return resize_frames(frames, image_size)
+    return resize_frames(frames, image_size, preprocessing)
 
 
-def resize_frames(frames: np.ndarray, image_size: int) -> np.ndarray:
-    """uint8 (F, H, W, 3) frames resized to (F, image_size, image_size, 3); returned as is when already so."""
+def resize_frames(frames: np.ndarray, image_size: int, preprocessing: str = "model") -> np.ndarray:
+    """uint8 (F, H, W, 3) frames resized to (F, image_size, image_size, 3); returned as is when already so.
+    ``preprocessing="published_crop"`` crops first (`embeddings.preprocessing`)."""
+    if check_preprocessing(preprocessing) == "published_crop":
+        return published_crop(frames, image_size)
     if frames.shape[1:3] == (image_size, image_size):
         return frames
     shrinking = frames.shape[1] * frames.shape[2] >= image_size * image_size
@@ -138,12 +144,14 @@ class ClipEmbedder:
 
     ``batch_frames`` frames go through the model at once, whatever clip they come from; ``num_workers``
     threads read clips ahead (0 = read in the calling thread). On CUDA the input is channels_last and two
-    pinned host buffers alternate, so filling one overlaps the transfer of the other.
+    pinned host buffers alternate, so filling one overlaps the transfer of the other. ``preprocessing`` names
+    the frame preparation before normalisation (`embeddings.preprocessing`).
     """
 
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu", image_size: int | None = None,
                  batch_frames: int = 64, num_workers: int = 1, frame_count: int = FRAME_COUNT,
-                 frame_stride: int = FRAME_STRIDE, amp_dtype: torch.dtype | None = None) -> None:
+                 frame_stride: int = FRAME_STRIDE, amp_dtype: torch.dtype | None = None,
+                 preprocessing: str = "model") -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.image_size = image_size or model_image_size(model)
@@ -152,6 +160,7 @@ class ClipEmbedder:
         self.frame_count = int(frame_count)
         self.frame_stride = int(frame_stride)
         self.amp_dtype = amp_dtype
+        self.preprocessing = check_preprocessing(preprocessing)
         cfg = open_clip.get_model_preprocess_cfg(model)
         mean = cfg.get("mean") or open_clip.constants.OPENAI_DATASET_MEAN
         std = cfg.get("std") or open_clip.constants.OPENAI_DATASET_STD
@@ -188,14 +197,16 @@ class ClipEmbedder:
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise EmbeddingError(f"expected non-empty uint8 (T, H, W, 3) RGB frames, got {frames.dtype} {frames.shape}")
         picked = resize_frames(np.ascontiguousarray(frames[select_frame_indices(len(frames), self.frame_count,
-                                                                                self.frame_stride)]), self.image_size)
+                                                                                self.frame_stride)]), self.image_size,
+                              self.preprocessing)
         per_frame = np.concatenate([self.encode(picked[i:i + self.batch_frames]).cpu().numpy()
                                     for i in range(0, len(picked), self.batch_frames)])
         return per_frame, l2_normalise(per_frame.mean(axis=0))
 
     def _load(self, item: ClipItem) -> np.ndarray | str:
         try:
-            return load_clip_frames(Path(item.path), self.image_size, self.frame_count, self.frame_stride)
+            return load_clip_frames(Path(item.path), self.image_size, self.frame_count, self.frame_stride,
+                                    self.preprocessing)
         except EmbeddingError as e:
             return str(e)
 

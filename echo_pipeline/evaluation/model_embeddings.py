@@ -67,9 +67,10 @@ class ModelEncoder:
     """A model and its tokenizer on a device: clips, reports and prompts → L2-normalised embeddings."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, *, device: str = "cpu", batch_frames: int = 64,
-                 num_workers: int = 1):
+                 num_workers: int = 1, preprocessing: str = "model"):
         self.model, self.tokenizer, self.device = model, tokenizer, resolve_device(device)
-        self.embedder = ClipEmbedder(model, device=self.device, batch_frames=batch_frames, num_workers=num_workers)
+        self.embedder = ClipEmbedder(model, device=self.device, batch_frames=batch_frames, num_workers=num_workers,
+                                     preprocessing=preprocessing)
         self.batch_texts = 4 * batch_frames
 
     def clips(self, data_root: DataRoot, clips: pd.DataFrame, *, chunk: int = 2048,

@@ -55,8 +55,8 @@ class PromptSet:
 
 
 def primary_strategy(tokenizer_kind: str) -> str:
-    """``sampled_reports`` for the template tokenizer, ``base_prompts`` otherwise."""
-    return SAMPLED if tokenizer_kind == "template" else BASE
+    """``sampled_reports`` for the template tokenizers (learned or published), ``base_prompts`` otherwise."""
+    return SAMPLED if tokenizer_kind in ("template", "published_template") else BASE
 
 
 def _base_sets(prompts: PromptsFile, primary: bool, strategy: str = BASE, tasks=None) -> list[PromptSet]:

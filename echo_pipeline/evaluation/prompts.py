@@ -67,6 +67,8 @@ class PromptsFile:
     binary_tasks: dict[str, BinaryTask]
     regression_tasks: dict[str, RegressionTask]
     sampled: SampledPrompts
+    #: Tasks of the source file left out, with the reason (published prompt files: tasks with no label).
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,16 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 def load_prompts(path: str | Path = DEFAULT_PROMPTS_PATH) -> PromptsFile:
-    """Read and validate a prompts file; raises InputContractError naming the file and key on any problem."""
+    """A prompts YAML, or a published prompt JSON (``.json``: `published_prompts`), validated."""
+    if Path(path).suffix.lower() == ".json":
+        from echo_pipeline.evaluation.published_prompts import load_published_prompts
+
+        return load_published_prompts(path)
+    return load_yaml_prompts(path)
+
+
+def load_yaml_prompts(path: str | Path = DEFAULT_PROMPTS_PATH) -> PromptsFile:
+    """Read and validate a prompts YAML; raises InputContractError naming the file and key on any problem."""
     path = Path(path)
     try:
         raw = path.read_bytes()

@@ -56,6 +56,7 @@ class EvalOutputs:
     tables: dict[str, pa.Table]
     figures: dict[str, bytes] = field(default_factory=dict)  # file stem → PNG
     notes: list[str] = field(default_factory=list)  # what was left out, and why
+    skipped_tasks: list[str] = field(default_factory=list)  # prompt-file tasks not evaluated: "task: reason"
     headline: dict[str, str] = field(default_factory=dict)
 
 
@@ -119,7 +120,8 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
     cohort, (frames, n_frames, vectors, reports) = _aligned_cohort(data_root, record, cohort, notes)
 
     tokenizer = registry.load_tokenizer(record)
-    kwargs = dict(device=settings.device, batch_frames=settings.batch_frames, num_workers=settings.num_workers)
+    kwargs = dict(device=settings.device, batch_frames=settings.batch_frames, num_workers=settings.num_workers,
+                  preprocessing=record.preprocessing)
     trained = ModelEncoder(registry.load_model(record), tokenizer, **kwargs)
     untrained = ModelEncoder(registry.untrained_model(record, tokenizer), tokenizer, **kwargs)
     progress(f"embedding {len(cohort.clips)} test clips and {len(cohort.reports)} reports with the untrained model")
@@ -129,11 +131,11 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
     frames, n_frames, vectors = frames[keep], n_frames[keep], vectors[keep]
 
     sets = prompt_sets(prompts, record.tokenizer, cohort.prompt_reports)
-    base = T.Lineage(record.model_id, record.checkpoint_sha256, "trained", record.variant, INTERNAL, cohort.split,
-                     run_id)
+    base = T.Lineage(record.model_id, record.checkpoint_sha256, main_kind(record), record.variant, INTERNAL,
+                     cohort.split, run_id, model_source=record.model_source, preprocessing=record.preprocessing)
     lineages = {"trained": base,
                 "untrained": base.but(model_id=f"untrained:{record.preset}:{model_fingerprint(untrained.model)}",
-                                      model_kind="untrained")}
+                                      model_kind="untrained", model_source="untrained")}
     embedded = {"trained": embed_prompt_sets(sets, *trained.encoders()),
                 "untrained": embed_prompt_sets(sets, *untrained.encoders())}
     model_embeddings = {
@@ -151,7 +153,7 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
                                        sample_seed=settings.seed, n_pairs=settings.n_pairs)
     studies = cohort.clips["study_instance_uid"].to_numpy(dtype=object)
     means = suite.cohort_training_means(cohort, prompts)
-    mean_lineage = base.but(model_id="training_mean", model_kind="training_mean")
+    mean_lineage = base.but(model_id="training_mean", model_kind="training_mean", model_source="training_mean")
     results[("training_mean", INTERNAL)] = suite.training_mean_rows(
         means, suite.cohort_regression_truths(cohort, prompts), studies, prompts, mean_lineage, boot)
 
@@ -171,12 +173,14 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
             mean_lineage.but(dataset=echonet.DATASET, split=split), boot)
 
     outputs = _assemble(results, primary_strategy(record.tokenizer), notes)
+    outputs.skipped_tasks = [f"{task}: {reason}" for task, reason in prompts.skipped]
+    notes += [f"prompt task {line} (skipped)" for line in outputs.skipped_tasks]
     progress("scoring the subgroups (age band, sex, manufacturer, image quality)")
     groups = subgroups.subgroup_of(cohort.clips, subgroups.read_attributes(catalog.open_reader(data_root)))
     outputs.tables[subgroups.TABLE] = subgroups.subgroup_table(subgroups.subgroup_rows(
         cohort, groups, model_embeddings, lineages, prompts, boot, primary_strategy(record.tokenizer),
         sample_seed=settings.seed))
-    outputs.figures = _figures(results)
+    outputs.figures = _figures(results, main_kind(record))
     outputs.figures["serial_lvef_change"] = serial_change_scatter(serial)
     return outputs
 
@@ -189,6 +193,12 @@ def _assemble(results, primary: str, notes: list[str]) -> EvalOutputs:
     return EvalOutputs(tables, notes=notes, headline=headline(rows["eval_summary"]))
 
 
+def main_kind(record: model_variants.ModelRecord) -> str:
+    """`model_kind` of the variant's own model: "trained", or "pretrained" for a registered published model.
+    Results are keyed "trained" internally either way (the model evaluated, against its references)."""
+    return T.PRETRAINED_KIND if record.source == "pretrained" else "trained"
+
+
 def _fmt(row: dict | None, column: str) -> str:
     if row is None or row.get(column) is None:
         return "n/a"
@@ -199,34 +209,36 @@ def _fmt(row: dict | None, column: str) -> str:
 
 def headline(summary: list[dict]) -> dict[str, str]:
     """"MCMRR: trained vs untrained" and "LVEF MAE: trained vs training mean" per dataset, as text."""
-    by = {(r["model_kind"], r["dataset"]): r for r in summary}
+    by = {(r["model_kind"].replace(T.PRETRAINED_KIND, "trained"), r["dataset"]): r for r in summary}
     out = {}
     for dataset in sorted({r["dataset"] for r in summary}):
         trained = by.get(("trained", dataset))
         if trained and trained.get("mcmrr") is not None:
-            out[f"{dataset}_mcmrr"] = (f"trained {_fmt(trained, 'mcmrr')} vs untrained "
+            out[f"{dataset}_mcmrr"] = (f"{trained['model_kind']} {_fmt(trained, 'mcmrr')} vs untrained "
                                        f"{_fmt(by.get(('untrained', dataset)), 'mcmrr')} (lower is better)")
         if trained and trained.get("lvef_mae") is not None:
-            out[f"{dataset}_lvef_mae"] = (f"trained {_fmt(trained, 'lvef_mae')} vs training mean "
+            out[f"{dataset}_lvef_mae"] = (f"{trained['model_kind']} {_fmt(trained, 'lvef_mae')} vs training mean "
                                           f"{_fmt(by.get(('training_mean', dataset)), 'lvef_mae')} vs untrained "
                                           f"{_fmt(by.get(('untrained', dataset)), 'lvef_mae')}")
     return out
 
 
-def _figures(results: dict[tuple[str, str], suite.ModelResult]) -> dict[str, bytes]:
+def _figures(results: dict[tuple[str, str], suite.ModelResult], label: str = "trained") -> dict[str, bytes]:
+    """ROC, regression scatter and rank figures; the evaluated model is drawn as ``label`` (trained | pretrained)."""
     figures = {}
     trained, untrained = results[("trained", INTERNAL)], results[("untrained", INTERNAL)]
     tasks = [t for t in ROC_FIRST if t in trained.scores] + [t for t in trained.scores if t not in ROC_FIRST]
     if tasks:
-        curves = {t: {"trained": trained.scores[t], **({"untrained": untrained.scores[t]}
+        curves = {t: {label: trained.scores[t], **({"untrained": untrained.scores[t]}
                                                        if t in untrained.scores else {})} for t in tasks}
         figures["roc_internal"] = plots.roc_figure(curves, "zero-shot classification, test split")
     for task, quantity in (("lvef", "LVEF (%)"), ("pasp", "PASP (mmHg)")):
-        panels = {f"{kind}, {dataset}": r.predictions[task] for (kind, dataset), r in results.items()
+        panels = {f"{label if kind == 'trained' else kind}, {dataset}": r.predictions[task]
+                  for (kind, dataset), r in results.items()
                   if task in r.predictions and kind != "training_mean"}
         if panels:
             figures[f"{task}_scatter"] = plots.regression_scatter(panels, quantity)
     if trained.ranks is not None:
-        ranks = {"trained": trained.ranks, **({"untrained": untrained.ranks} if untrained.ranks else {})}
+        ranks = {label: trained.ranks, **({"untrained": untrained.ranks} if untrained.ranks else {})}
         figures["retrieval_ranks"] = plots.rank_histogram(ranks, len(trained.ranks[0]))
     return figures

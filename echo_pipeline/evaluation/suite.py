@@ -74,7 +74,7 @@ def per_frame_count(frames: np.ndarray, n_frames: np.ndarray, score: Callable[[n
 
 
 def _prompt_fields(s: PromptSet, prompts: PromptsFile) -> dict:
-    return {"task": s.task, "label": s.label, "prompt_strategy": s.strategy, "primary": s.primary,
+    return {"task": s.task, "label": s.label, "prompt_strategy": s.strategy, "is_primary": s.primary,
             "n_prompts": s.n_texts, "prompts_version": prompts.version, "prompts_sha256": prompts.sha256}
 
 
@@ -185,7 +185,7 @@ def training_mean_rows(train_means: dict[str, float], truths: dict[str, tuple[np
         pred = np.full(truth.size, mean)
         result.rows["eval_regression"] += T.regression_rows(
             truth, pred, studies[rows], lineage, boot, task.below_thresholds,
-            task=name, label=task.label, prompt_strategy="training_mean", primary=True, n_prompts=0,
+            task=name, label=task.label, prompt_strategy="training_mean", is_primary=True, n_prompts=0,
             method=f"every prediction = the training split's mean {task.label} ({mean:.2f})",
             prompts_version=prompts.version, prompts_sha256=prompts.sha256)
         result.predictions[name] = (truth, pred)

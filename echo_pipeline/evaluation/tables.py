@@ -25,11 +25,13 @@ from echo_pipeline.metrics.regression import mean_absolute_error
 from echo_pipeline.schemas import TABLES
 
 #: Bump when a metric row of the same embeddings and prompts would change.
-EVALUATION_VERSION = "1"
+EVALUATION_VERSION = "3"  # 2: `primary` (an SQL keyword) renamed `is_primary`; 3: model_source and preprocessing columns
 CODE_VERSION = f"{_PACKAGE_VERSION}+evaluation.{EVALUATION_VERSION}"
 EVAL_TABLES = ("eval_retrieval", "eval_classification", "eval_regression", "eval_patient_identification",
                "eval_summary")
 MODEL_KINDS = ("trained", "untrained", "training_mean")
+#: `model_kind` of a pretrained variant's own model (its references stay "untrained" / "training_mean").
+PRETRAINED_KIND = "pretrained"
 RECALL_KS = (1, 5, 10)
 #: eval_summary column → (source table, row filter); classification/regression rows: primary prompts only.
 SUMMARY_METRICS: dict[str, tuple[str, dict[str, str]]] = {
@@ -40,7 +42,8 @@ SUMMARY_METRICS: dict[str, tuple[str, dict[str, str]]] = {
     "mitraclip_auc": ("eval_classification", {"task": "mitraclip", "metric": "auc"}),
     "pacemaker_auc": ("eval_classification", {"task": "pacemaker", "metric": "auc"}),
 }
-_GROUP = ["model_id", "checkpoint_sha256", "model_kind", "variant", "dataset", "split"]
+_GROUP = ["model_id", "checkpoint_sha256", "model_kind", "variant", "dataset", "split", "model_source",
+          "preprocessing"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class Lineage:
     split: str
     run_id: str
     code_version: str = CODE_VERSION
+    #: trained | pretrained:<name> | untrained | training_mean: which model made the row, across variants.
+    model_source: str = "trained"
+    #: the frame preprocessing the clips went through (`embeddings.preprocessing`).
+    preprocessing: str = "model"
     level: str = "clip"  # clip | study: what one scored row of the cohort is (eval_summary uses clip rows)
 
     def but(self, **changes) -> "Lineage":
@@ -119,7 +126,7 @@ def classification_rows(truth: np.ndarray, scores: np.ndarray, studies: np.ndarr
 
     The Youden threshold is chosen once on all clips; the sensitivity/specificity CIs resample studies at that
     fixed threshold (O(n) per resample: re-choosing it per resample costs a sort each, hours on the paper's
-    test set). ``task_fields``: task, label, prompt_strategy, primary, n_prompts, score_definition,
+    test set). ``task_fields``: task, label, prompt_strategy, is_primary, n_prompts, score_definition,
     prompts_version, prompts_sha256.
     """
     t = np.asarray(truth, dtype=bool)
@@ -145,7 +152,7 @@ def classification_rows(truth: np.ndarray, scores: np.ndarray, studies: np.ndarr
 def regression_rows(truth: np.ndarray, predictions: np.ndarray, studies: np.ndarray, lineage: Lineage,
                     boot: Bootstrap, below_thresholds: Sequence[float] = (), **task_fields) -> list[dict]:
     """MAE and bias (mean prediction − truth) with CIs, and per threshold T the AUC of −prediction for
-    ``truth < T`` (``auc_below_T``). ``task_fields``: task, label, prompt_strategy, primary, n_prompts,
+    ``truth < T`` (``auc_below_T``). ``task_fields``: task, label, prompt_strategy, is_primary, n_prompts,
     method, prompts_version, prompts_sha256."""
     t = np.asarray(truth, dtype=np.float64)
     p = np.asarray(predictions, dtype=np.float64)
@@ -201,8 +208,8 @@ def summary_rows(tables: dict[str, pd.DataFrame], primary_strategy: str) -> list
         mask = np.ones(len(df), dtype=bool)
         for column, value in where.items():
             mask &= (df[column] == value).to_numpy()
-        if "primary" in df.columns:
-            mask &= df["primary"].fillna(False).to_numpy(dtype=bool)
+        if "is_primary" in df.columns:
+            mask &= df["is_primary"].fillna(False).to_numpy(dtype=bool)
         if "level" in df.columns:  # Table 2 is the paper's clip-level evaluation
             mask &= (df["level"] == "clip").to_numpy()
         frames.append(df[mask].assign(summary_column=name))

@@ -18,9 +18,10 @@ from pydicom.dataset import Dataset
 from echo_pipeline.errors import DicomDecodeError
 from echo_pipeline.ingest import reasons
 from echo_pipeline.ingest.decoders import decoder_for, plugin_named
+from echo_pipeline.ingest.frame_reader import read_encapsulated_frames, read_header, read_native_frames
 from echo_pipeline.ingest.jpeg import cv2_matches_dicom, parse_jpeg_header
 from echo_pipeline.ingest.layout import PixelLayout, encapsulated_frames, pixel_layout
-from echo_pipeline.ingest.syntaxes import BIG_ENDIAN, CV2_JPEG, PYDICOM
+from echo_pipeline.ingest.syntaxes import BIG_ENDIAN, CV2_JPEG, NATIVE, PYDICOM
 
 SCALES = (1, 2, 4, 8)
 #: A single call may not return more than this many bytes; ask for fewer frames or a larger scale.
@@ -42,17 +43,13 @@ def decode_frames(
     Raises DicomDecodeError (with a reason code) when the file cannot be decoded, IndexError for frame
     indices outside the clip, ValueError for a bad ``scale`` or ``out``.
     """
-    ds, name = _open(source)
-    layout = pixel_layout(ds, name)
-    if "PixelData" not in ds:
-        raise DicomDecodeError(f"{name}: expected (7FE0,0010) Pixel Data; found none", reasons.NO_PIXEL_DATA)
-    indices = _check_indices(frame_indices, layout.frames, name)
+    ds, name, layout, indices, path, streams = _frames_of(source, frame_indices)
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}; got {scale}")
-    path = _own_path(layout, name)
-    streams = encapsulated_frames(ds, layout, indices, name) if plugin_named(path).frame_streams else {}
     if path == CV2_JPEG and not _cv2_fits(streams[indices[0]], layout):
         path = PYDICOM
+        if "PixelData" not in ds:  # only the frames were read; pydicom's decoder wants the dataset's Pixel Data
+            ds, name = _open(source)
     height, width = -(-layout.rows // scale), -(-layout.columns // scale)
     if len(indices) * height * width * 3 > MAX_OUTPUT_BYTES:
         raise DicomDecodeError(
@@ -66,6 +63,43 @@ def decode_frames(
         raise ValueError(f"{name}: out must be a C-contiguous uint8 array of shape {shape}; got {out.dtype} {out.shape}")
     plugin_named(path).decode(ds, layout, indices, out, scale=scale, name=name, streams=streams)
     return out
+
+
+def _frames_of(source: str | os.PathLike | Dataset, frame_indices: Sequence[int] | None):
+    """(dataset, name, layout, indices, decode path, frame bytes by index) for decode_frames. From a path,
+    only the requested frames are read (frame_reader.py) whenever the file's layout allows; the bytes dict
+    is empty when the decoder takes the frames from the dataset's Pixel Data itself (pydicom)."""
+    if not isinstance(source, Dataset):
+        try:
+            header, where = read_header(source)
+        except Exception:  # unreadable: the full read below raises the precise error
+            where = None
+        if where is not None:
+            name = str(source)
+            layout = pixel_layout(header, name)
+            indices = _check_indices(frame_indices, layout.frames, name)
+            path = _own_path(layout, name)
+            if path == NATIVE:
+                return header, name, layout, indices, path, read_native_frames(
+                    source, where, layout.native_frame_bytes, layout.frames, indices)
+            if plugin_named(path).frame_streams:
+                streams = read_encapsulated_frames(source, header, where, layout.frames, indices)
+                if streams is not None:
+                    return header, name, layout, indices, path, streams
+    ds, name = _open(source)
+    layout = pixel_layout(ds, name)
+    if "PixelData" not in ds:
+        raise DicomDecodeError(f"{name}: expected (7FE0,0010) Pixel Data; found none", reasons.NO_PIXEL_DATA)
+    indices = _check_indices(frame_indices, layout.frames, name)
+    path = _own_path(layout, name)
+    if path == NATIVE:
+        data, size = memoryview(ds.PixelData), layout.native_frame_bytes
+        if len(data) < size * layout.frames:
+            raise DicomDecodeError(f"{name}: expected {size * layout.frames} bytes of native Pixel Data; found "
+                                   f"{len(data)}", reasons.INCONSISTENT_PIXEL_DATA)
+        return ds, name, layout, indices, path, {i: data[i * size:(i + 1) * size] for i in set(indices)}
+    streams = encapsulated_frames(ds, layout, indices, name) if plugin_named(path).frame_streams else {}
+    return ds, name, layout, indices, path, streams
 
 
 def decode_path(source: str | os.PathLike | Dataset) -> str:

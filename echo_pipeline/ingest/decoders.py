@@ -59,7 +59,9 @@ class DecoderPlugin:
     syntaxes: frozenset[str] | None
     available: Callable[[str], bool]
     decode: Decode
-    frame_streams: bool = False  # decode wants each requested frame's encapsulated bytes (``streams``)
+    #: decode wants each requested frame's encapsulated bytes in ``streams`` (the native decoder is always given
+    #: its frames' raw bytes there, read by decode.py without loading the whole Pixel Data)
+    frame_streams: bool = False
 
     def handles(self, transfer_syntax: str) -> bool:
         return self.syntaxes is None or transfer_syntax in self.syntaxes
@@ -93,16 +95,10 @@ def _decode_native(
     ds: Dataset, layout: PixelLayout, indices: list[int], out: np.ndarray, *, scale: int, name: str,
     streams: dict[int, bytes],
 ) -> None:
-    data = memoryview(ds.PixelData)
-    size = layout.native_frame_bytes
-    if len(data) < size * layout.frames:
-        raise DicomDecodeError(
-            f"{name}: expected {size * layout.frames} bytes of native Pixel Data; found {len(data)}", reasons.INCONSISTENT_PIXEL_DATA
-        )
     dtype = _native_dtype(layout)
     to_rgb = RgbConverter.for_dataset(ds, layout.photometric, layout.bits_stored)
     for k, index in enumerate(indices):
-        flat = np.frombuffer(data[index * size : (index + 1) * size], dtype=dtype)
+        flat = np.frombuffer(streams[index], dtype=dtype)
         if layout.photometric == "YBR_FULL_422" and layout.bits_allocated == 8:
             frame = expand_ybr422(flat, layout.rows, layout.columns)
         elif layout.samples_per_pixel == 1:

@@ -21,6 +21,7 @@ from echo_pipeline.privacy import pseudonymise
 IDENTIFYING_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "OtherPatientIDs")
 FRAME_RATE_SOURCES = ("FrameTime", "CineRate", "RecommendedDisplayFrameRate")
 _REGION_2D = 1  # RegionSpatialFormat 1 = 2D (tissue or colour flow)
+_TISSUE = 1  # RegionDataType 1 = tissue (2 = colour flow, 3/4 = PW/CW Doppler, ...)
 _REGION_BOUNDS = ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1", "RegionLocationMaxY1")
 
 
@@ -135,15 +136,16 @@ def frame_rate(ds: Dataset) -> tuple[float | None, str | None]:
 
 
 def region_bounds(ds: Dataset) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) of the largest 2D region in SequenceOfUltrasoundRegions; None without a 2D region.
+    """(x0, y0, x1, y1) of the largest 2D tissue region in SequenceOfUltrasoundRegions; None without one.
 
-    Bounds are inclusive pixel coordinates as DICOM stores them. M-mode and Doppler strips are ignored: the
-    sector mask downstream wants the 2D image area.
+    Bounds are inclusive pixel coordinates as DICOM stores them. M-mode and Doppler strips and colour-flow
+    boxes are ignored: the 2D image area is what the sector lies in (masking/regions.py reads the full tags).
     """
     best, best_area = None, -1
     for item in ds.get("SequenceOfUltrasoundRegions") or []:
         try:
-            if int(item.get("RegionSpatialFormat", -1)) != _REGION_2D:
+            tissue_2d = (int(item.get("RegionSpatialFormat", -1)), int(item.get("RegionDataType", _TISSUE)))
+            if tissue_2d != (_REGION_2D, _TISSUE):
                 continue
             box = tuple(int(item[keyword].value) for keyword in _REGION_BOUNDS)
         except (KeyError, TypeError, ValueError):

@@ -20,6 +20,7 @@ import pyarrow as pa
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.schemas import SCAN_SKIPPED
 from echo_pipeline.sharding import shard_names, shard_of
+from echo_pipeline.source_paths import pseudonymise_path
 
 #: `scan_skipped.reason` codes: entries under dicom_root that are not ingested, and why.
 SKIP_REASONS = {
@@ -95,9 +96,10 @@ def scan_dicom_root(dicom_root: str | os.PathLike, n_shards: int) -> dict[str, l
     return scan_archive(dicom_root, n_shards).files
 
 
-def skipped_table(entries: list[SkippedEntry], run_id: str, code_version: str) -> pa.Table:
-    """The `scan_skipped` rows of ``entries``."""
-    rows = [{**asdict(e), "run_id": run_id, "code_version": code_version} for e in entries]
+def skipped_table(entries: list[SkippedEntry], key: bytes, run_id: str, code_version: str) -> pa.Table:
+    """The `scan_skipped` rows of ``entries``, each path pseudonymised with ``key`` like ingest_quarantine's."""
+    rows = [{**asdict(e), "relative_path": pseudonymise_path(e.relative_path, key), "run_id": run_id,
+             "code_version": code_version} for e in entries]
     return pa.Table.from_pylist(rows, schema=SCAN_SKIPPED)
 
 

@@ -6,6 +6,10 @@ After classification, `dedup.deduplicate` keeps one copy per SOP instance UID wi
 duplicate whose kept copy has gone (removed, changed, or now quarantined) is re-classified, so the result
 is the same as a fresh ingest of the shard's current files. Changing the pseudonymisation key requires a
 fresh ingest (previous=None): rows do not record which key hashed them.
+
+Rows carry the pseudonymised path (echo_pipeline.source_paths), never the archive's own: each file's row
+and message are rewritten as soon as it is classified, so everything after (dedup, the tables) sees only
+pseudonyms; the raw path is only in the ``ScannedFile`` used to read the file.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from echo_pipeline.ingest.classify import classify_file
 from echo_pipeline.ingest.dedup import deduplicate
 from echo_pipeline.ingest.scan import ScannedFile
 from echo_pipeline.schemas import DICOM_INSTANCES, INGEST_QUARANTINE
+from echo_pipeline.source_paths import pseudonymise_path, scrub_path
 from echo_pipeline.storage import DataRoot
 
 Row = dict[str, Any]
@@ -69,14 +74,15 @@ def ingest_shard(
     ``progress(done, total)`` reports the files classified so far out of those needing work, about 20 times
     per call and always at the end (never when nothing needs work).
     """
-    by_path = {f.relative_path: f for f in files}
+    pseudonym = {f.relative_path: pseudonymise_path(f.relative_path, key) for f in files}
+    by_path = {pseudonym[f.relative_path]: f for f in files}
     old = _previous_rows(previous)
-    outcome: dict[str, tuple[str, Row]] = {}  # path → ("instance" | "quarantine", row)
+    outcome: dict[str, tuple[str, Row]] = {}  # pseudonymised path → ("instance" | "quarantine", row)
     todo = []
     for scanned in files:
-        prior = old.get(scanned.relative_path)
+        prior = old.get(pseudonym[scanned.relative_path])
         if prior is not None and _unchanged(prior[1], scanned, code_version):
-            outcome[scanned.relative_path] = prior
+            outcome[pseudonym[scanned.relative_path]] = prior
         else:
             todo.append(scanned)
 
@@ -86,8 +92,14 @@ def ingest_shard(
         step = max(1, total // _PROGRESS_REPORTS)
         for scanned in todo:
             result = classify_file(dicom_root, scanned, key, run_id, code_version, verify_decode=verify_decode)
-            outcome[scanned.relative_path] = ("instance", result.instance) if result.instance else ("quarantine", result.quarantine)
-            processed.append(scanned.relative_path)
+            path = pseudonym[scanned.relative_path]
+            if result.instance:
+                outcome[path] = ("instance", {**result.instance, "relative_path": path})
+            else:
+                row = result.quarantine
+                message = row["message"] and scrub_path(row["message"], scanned.relative_path, path, dicom_root)
+                outcome[path] = ("quarantine", {**row, "relative_path": path, "message": message})
+            processed.append(path)
             if progress is not None and (len(processed) % step == 0 or len(processed) == total):
                 progress(len(processed), total)
         # A previous duplicate whose kept copy vanished (removed, changed) is next in line: classify it again.

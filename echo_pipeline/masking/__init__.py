@@ -1,8 +1,9 @@
 """Sector masking and clip preprocessing: find the scanning sector, fail closed, write model-ready clips.
 
-- `sectors`: per clip, the sector from SequenceOfUltrasoundRegions (regions.py) and/or the pixels
-  (from_pixels.py, edges.py), its evidence (evidence.py) judged by plausibility.py; a PNG mask per clip or a
-  quarantine row. The fan itself: geometry.py.
+- `sectors`: per clip, the sector from SequenceOfUltrasoundRegions (regions.py: the 2D tissue region, the
+  transducer origin) and/or the pixels (from_pixels.py, edges.py), its evidence (evidence.py) judged by
+  plausibility.py; a PNG mask per clip or a quarantine row. The fan itself (apex, possibly virtual; near and
+  far radius; independent side angles): geometry.py.
 - `clips`: per clip, every frame masked, cropped to the sector's bounding square and resized
   (preprocess.py), stored as one `.npy` per clip (clip_store.py), one process per core (parallel.py).
 - `dicom_file`: one DICOM file masked and preprocessed on the fly the same way (for search queries).
@@ -35,7 +36,7 @@ from echo_pipeline.masking.sectors import (
     sector_tables,
 )
 
-CODE_VERSION = "masking-1"
+CODE_VERSION = "masking-2"
 
 __all__ = [
     "CODE_VERSION", "OUTPUT_SIZE", "REASONS", "ClipFailure", "ClipJob", "ClipSource", "CropPlan", "Fan",

@@ -32,6 +32,7 @@ from echo_pipeline.masking.preprocess import (
 from echo_pipeline.masking.sectors import load_mask
 from echo_pipeline.safe_paths import contained, uid_file_stem
 from echo_pipeline.schemas import MASK_QUARANTINE, MASKED_CLIPS
+from echo_pipeline.source_paths import redact
 from echo_pipeline.storage import rows_to_table
 
 CLIP_NOT_WRITTEN = "clip_not_written"  # the mask_quarantine reason of a ClipFailure
@@ -46,10 +47,11 @@ class ClipJob:
     sop_instance_uid: str
     file_sha256: str
     shard: str
-    path: str  # absolute path of the DICOM file
+    path: str  # absolute path of the DICOM file (from the restricted mapping; never in a message)
     mask_path: str  # absolute path of the sector mask PNG
     mask_method: str
     frame_rate: float | None = None
+    label: str = ""  # the pseudonymised relative_path: what messages name ("" = the path itself, a user's file)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,9 @@ def preprocess_clip(job: ClipJob, *, clip_dir: Path, data_root: Path, size: int,
                 stop = min(start + CHUNK_FRAMES, frames)
                 apply_plan(decode_frames(ds, range(start, stop), scale=scale), plan, out[start:stop])
     except Exception as error:  # one bad clip never stops the shard: it becomes a mask_quarantine row
-        return ClipFailure(job.sop_instance_uid, f"{job.path}: {type(error).__name__}: {error}", job.file_sha256, job.shard)
+        label = job.label or job.path
+        return ClipFailure(job.sop_instance_uid, redact(f"{label}: {type(error).__name__}: {error}", job.path, label),
+                           job.file_sha256, job.shard)
     qx, qy, side = plan.square
     return {
         "sop_instance_uid": job.sop_instance_uid, "file_sha256": job.file_sha256, "shard": job.shard,

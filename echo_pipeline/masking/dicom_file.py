@@ -14,7 +14,6 @@ import pydicom
 
 from echo_pipeline import masking
 from echo_pipeline.errors import InputContractError
-from echo_pipeline.ingest.header import region_bounds
 from echo_pipeline.masking.clips import ClipFailure, ClipJob, preprocess_clip
 from echo_pipeline.masking.preprocess import OUTPUT_SIZE
 from echo_pipeline.masking.sectors import ClipSource, find_sector
@@ -29,12 +28,12 @@ def masked_frames_from_dicom(path: Path, size: int = OUTPUT_SIZE) -> np.ndarray:
     """
     path = Path(path)
     try:
-        region = region_bounds(pydicom.dcmread(path, stop_before_pixels=True))
+        pydicom.dcmread(path, stop_before_pixels=True)  # find_sector quarantines unreadable files; say it plainly here
     except (OSError, pydicom.errors.InvalidDicomError, AttributeError, ValueError) as error:
         raise InputContractError(f"{path}: not a readable DICOM file ({error}); pass a DICOM echo clip") from error
     with tempfile.TemporaryDirectory(prefix="echo-search-") as tmp:
         work = Path(tmp)
-        outcome = find_sector(ClipSource(_QUERY_ID, _QUERY_ID, _QUERY_ID, str(path), region), mask_dir=work,
+        outcome = find_sector(ClipSource(_QUERY_ID, _QUERY_ID, _QUERY_ID, str(path)), mask_dir=work,
                               data_root=work, run_id=_QUERY_ID, code_version=masking.CODE_VERSION)
         if outcome.mask_row is None:
             row = outcome.quarantine_row

@@ -6,11 +6,16 @@ without a threshold: the activity is averaged along the edge (a side line, or th
 it, and the edge is where that profile falls halfway between its level inside and its level outside.
 Averaging along the whole edge makes the profile smooth, and the half level sits between the last pixel
 that speckle lights up and the first pixel that only ringing reaches.
+
+The near arc (a truncated apex: the image starts at a minimum radius below a virtual apex) is found the same
+way: a radial profile averaged over the central rays gives it to a pixel, the profile across it to a
+fraction; where the image's top edge cuts the fan above any near arc, the minimum radius is 0.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -58,7 +63,8 @@ def _side(change: np.ndarray, fan: Fan, angle_deg: float, outward: float) -> tup
     t = math.radians(angle_deg)
     direction = np.array([math.sin(t), math.cos(t)])
     normal = outward * np.array([math.cos(t), -math.sin(t)])
-    start = max(0.12 * fan.radius, REACH / max(math.tan(math.radians(fan.opening_deg / 2)), 0.05))
+    start = max(0.12 * fan.radius, fan.min_radius + 2 * REACH,
+                REACH / max(math.tan(math.radians(fan.opening_deg / 2)), 0.05))
     stop = fan.radius - 2 * REACH
     if stop - start < 20:
         return None
@@ -98,8 +104,57 @@ def _far_arc(change: np.ndarray, fan: Fan) -> float | None:
     return None if shift is None else fan.radius + shift
 
 
-def refine_fan(change: np.ndarray, fan: Fan) -> Fan:
-    """``fan`` with sides and far arc moved to where the activity ``change`` (uint8 or float) has its edges.
+def _central_rays(fan: Fan, count: int) -> np.ndarray:
+    """Unit directions of ``count`` rays over the middle 60 % of the fan's opening, shape (count, 2)."""
+    margin = 0.2 * fan.opening_deg
+    phi = np.radians(np.linspace(fan.angle_left_deg + margin, fan.angle_right_deg - margin, count))
+    return np.stack([np.sin(phi), np.cos(phi)], axis=1)
+
+
+def _near_arc_coarse(change: np.ndarray, fan: Fan) -> float:
+    """Minimum radius to a pixel or so: where the activity averaged over central rays first reaches half its
+    level inside the fan. 0 when the fan is pointed or the image's top edge cuts it above any near arc."""
+    rows, cols = change.shape
+    rays = _central_rays(fan, 32)
+    radii = np.arange(0.0, 0.85 * fan.radius, 0.5, dtype=np.float32)
+    map_x = (fan.apex_x + radii[:, None] * rays[None, :, 0]).astype(np.float32)
+    map_y = (fan.apex_y + radii[:, None] * rays[None, :, 1]).astype(np.float32)
+    valid = (map_x >= 0) & (map_x <= cols - 1) & (map_y >= 0) & (map_y <= rows - 1)
+    sampled = cv2.remap(change, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    counted = valid.sum(axis=1)
+    usable = counted >= rays.shape[0] // 2
+    if usable.sum() < 8:
+        return 0.0
+    profile = np.where(usable, (sampled * valid).sum(axis=1) / np.maximum(counted, 1), np.nan)
+    first = int(np.argmax(usable))
+    level = float(np.nanpercentile(profile, 75))
+    if level < 2.0:
+        return 0.0
+    reached = np.flatnonzero(usable & (profile >= level / 2))
+    if reached.size == 0:
+        return 0.0
+    edge = int(reached[0])
+    if edge - first <= 2:  # active from the first usable radius: pointed, or cut by the image's top
+        return 0.0
+    a, b = profile[edge - 1], profile[edge]
+    return float(radii[edge - 1] + (level / 2 - a) / max(b - a, 1e-6) * (radii[1] - radii[0]))
+
+
+def _near_arc(change: np.ndarray, fan: Fan) -> float:
+    """Refined minimum radius (0 for a pointed fan or one whose top the image cuts)."""
+    coarse = _near_arc_coarse(change, fan)
+    if coarse < REACH + 2:  # too close to the apex for a profile across it; a few pixels at the tip at most
+        return 0.0 if coarse < 0.03 * fan.radius else coarse
+    normals = -_central_rays(fan, max(_MIN_POINTS, int(math.radians(0.6 * fan.opening_deg) * coarse)))
+    points = np.array([fan.apex_x, fan.apex_y]) - coarse * normals
+    profile = _profile(change, points, normals)
+    shift = None if profile is None else _crossing(profile)
+    return coarse if shift is None else max(0.0, coarse - shift)
+
+
+def refine_fan(change: np.ndarray, fan: Fan, *, fixed_apex: bool = False) -> Fan:
+    """``fan`` with sides, near arc and far arc moved to where the activity ``change`` (uint8 or float) has
+    its edges. With ``fixed_apex`` (the apex is known, from the region tags) only the angles and radii move.
 
     Each part that cannot be measured (cut off by the image, no contrast within REACH pixels) keeps its
     coarse value, so the result is never worse-founded than the input.
@@ -110,15 +165,37 @@ def refine_fan(change: np.ndarray, fan: Fan) -> Fan:
         # Cap activity at the fan's typical level: a bright moving wall that runs along an edge a few pixels
         # inside would otherwise make its own step in the profile and pull the edge inward.
         change = np.minimum(change, max(float(np.median(inside)), 1.0))
+    fan = _with_near_arc(change, fan)  # the sides are measured below it
     left = _side(change, fan, fan.angle_left_deg, -1.0)
     right = _side(change, fan, fan.angle_right_deg, +1.0)
-    if left is not None and right is not None:
+    if fixed_apex:
+        apex = np.array([fan.apex_x, fan.apex_y])
+        angles = [default if side is None else _mean_angle(apex, side)
+                  for side, default in ((left, fan.angle_left_deg), (right, fan.angle_right_deg))]
+        if angles[1] > angles[0]:
+            fan = replace(fan, angle_left_deg=angles[0], angle_right_deg=angles[1])
+    elif left is not None and right is not None:
         apex = _intersect(*left, *right)
         if apex is not None:
             angles = [math.degrees(math.atan2(*(p2 - p1))) for p1, p2 in (left, right)]
             if angles[1] > angles[0]:
-                fan = Fan(float(apex[0]), float(apex[1]), fan.radius, angles[0], angles[1])
+                fan = Fan(float(apex[0]), float(apex[1]), fan.radius, angles[0], angles[1], fan.min_radius)
+    fan = _with_near_arc(change, fan)
     radius = _far_arc(change, fan)
-    if radius is not None and radius > 0:
-        fan = Fan(fan.apex_x, fan.apex_y, radius, fan.angle_left_deg, fan.angle_right_deg)
+    if radius is not None and radius > fan.min_radius:
+        fan = replace(fan, radius=radius)
     return fan
+
+
+def _mean_angle(apex: np.ndarray, anchors: tuple[np.ndarray, np.ndarray]) -> float:
+    """The side's angle through a known apex: the line through it closest to the two anchor points (least
+    squares on their perpendicular distances, r * sin(angle difference), so the farther anchor counts more)."""
+    offsets = [p - apex for p in anchors]
+    weights = np.array([float(o @ o) for o in offsets])
+    angles = np.array([math.degrees(math.atan2(*o)) for o in offsets])
+    return float((weights * angles).sum() / weights.sum())
+
+
+def _with_near_arc(change: np.ndarray, fan: Fan) -> Fan:
+    near = _near_arc(change, fan)
+    return replace(fan, min_radius=near if near < 0.7 * fan.radius else 0.0)

@@ -10,8 +10,9 @@ trace do not (only a small ECG cursor moves, and it is thin). So:
 3. take connected active pieces (the largest, or more: a dark band can cut the fan in pieces; see
    sector_from_activity) and fill them by their convex hull (dark blood pools inside the fan change little
    and leave holes);
-4. fit a fan to that blob: straight left and right sides (lines through the apex) and a far arc, then
-   place those edges on the activity itself (edges.refine_fan). The fitted fan, not the blob, is the mask:
+4. fit a fan to that blob: straight left and right sides (lines through the apex, which may lie above the
+   image), a far arc and, where the image starts below the apex, a near arc; then place those edges on the
+   activity itself (edges.refine_fan). The fitted fan, not the blob, is the mask:
    it is exact at the edges where the blob is ragged, and its parameters are what plausibility judges.
 """
 

@@ -1,14 +1,23 @@
-"""The scanning sector as a fan: apex, radius and the angles of its two straight sides.
+"""The scanning sector as a fan: apex, far radius, near (minimum) radius and the angles of its two sides.
 
 Angles are measured from straight down (the beam's axis for a transducer at the top of the image), positive
 towards +x (the image's right), as ``atan2(dx, dy)`` of a pixel centre relative to the apex. A pixel belongs
-to the fan when its centre lies within ``r <= radius`` and ``angle_left_deg <= theta <= angle_right_deg``.
-The fan always reaches its apex: where a probe's image starts below it (a curved top), the small blank
-region above is included; it holds no image and nothing is burned in between the fan's sides.
+to the fan when its centre lies within ``min_radius <= r <= radius`` and
+``angle_left_deg <= theta <= angle_right_deg``.
+
+One model covers the sectors echo scanners draw:
+- a pointed fan (``min_radius`` 0, apex in the image's top rows);
+- a phased-array sector with a *virtual apex*: the sides meet above the image (negative ``apex_y``) and the
+  image starts at an arc of radius ``min_radius`` (a truncated apex);
+- a steered sector: left and right angles are independent, so the axis may lean;
+- a curved (convex) array's image: the same shape, with the centre of curvature as the apex and the probe's
+  face as the near arc.
+A linear probe's rectangle is not a fan; it is quarantined (regions.py, plausibility.py).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -23,6 +32,7 @@ class Fan:
     radius: float
     angle_left_deg: float
     angle_right_deg: float
+    min_radius: float = 0.0
 
     @property
     def opening_deg(self) -> float:
@@ -33,6 +43,13 @@ class Fan:
         """Angle of the fan's axis from straight down; 0 for a symmetric fan."""
         return (self.angle_left_deg + self.angle_right_deg) / 2
 
+    @property
+    def top_y(self) -> float:
+        """Row of the fan's highest point: the apex of a pointed fan; otherwise the ends of the near arc (the
+        arc is highest where it meets the sides, lowest on the axis)."""
+        ends = min(math.cos(math.radians(a)) for a in (self.angle_left_deg, self.angle_right_deg))
+        return self.apex_y + self.min_radius * ends
+
     def mask(self, rows: int, cols: int) -> np.ndarray:
         """bool (rows, cols): pixels whose centre lies inside the fan (clipped to the image)."""
         y, x = np.ogrid[0:rows, 0:cols]
@@ -40,7 +57,8 @@ class Fan:
         dy = y.astype(np.float64) - self.apex_y
         r2 = dx * dx + dy * dy
         theta = np.degrees(np.arctan2(dx, dy))
-        return (r2 <= self.radius**2) & (theta >= self.angle_left_deg) & (theta <= self.angle_right_deg)
+        inside = (r2 <= self.radius**2) & (theta >= self.angle_left_deg) & (theta <= self.angle_right_deg)
+        return inside & (r2 >= self.min_radius**2) if self.min_radius > 0 else inside
 
     def scaled(self, scale: int) -> Fan:
         """This fan, found in a frame reduced by ``scale``, in the coordinates of the full-size frame (a
@@ -49,7 +67,7 @@ class Fan:
             return self
         offset = (scale - 1) / 2
         return Fan(self.apex_x * scale + offset, self.apex_y * scale + offset, self.radius * scale,
-                   self.angle_left_deg, self.angle_right_deg)
+                   self.angle_left_deg, self.angle_right_deg, self.min_radius * scale)
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}

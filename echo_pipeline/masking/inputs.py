@@ -5,16 +5,15 @@ Both read through the catalog and fail naming the asset to materialise when an i
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 
 from echo_pipeline.masking.clips import ClipJob
+from echo_pipeline.source_paths import SourcePaths
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.upstream import read_upstream
 
 _A4C_CLIPS_SQL = """
-    SELECT a.sop_instance_uid, d.file_sha256, d.relative_path, d.region_x0, d.region_y0, d.region_x1, d.region_y1
+    SELECT a.sop_instance_uid, d.file_sha256, d.relative_path
     FROM a4c_clips AS a JOIN dicom_instances AS d USING (sop_instance_uid)
     WHERE a.shard = ? ORDER BY a.sop_instance_uid"""
 
@@ -26,12 +25,15 @@ _KEPT_MASKS_SQL = """
 
 
 def read_a4c_clips(data_root: DataRoot, shard: str) -> pa.Table:
-    """The shard's A4C clips with the file hash, path and ultrasound region of each (input of sector_masks)."""
+    """The shard's A4C clips with the file hash and path of each (input of sector_masks; the region tags are read
+    from each file's header by find_sector)."""
     return read_upstream(data_root, _A4C_CLIPS_SQL, ["a4c_clips", "dicom_instances"], [shard])
 
 
-def read_clip_jobs(data_root: DataRoot, dicom_root: Path, shard: str) -> list[ClipJob]:
-    """One ClipJob per kept sector mask of the shard, with its DICOM file and mask PNG (input of masked_clips)."""
+def read_clip_jobs(data_root: DataRoot, paths: SourcePaths, shard: str) -> list[ClipJob]:
+    """One ClipJob per kept sector mask of the shard, with its DICOM file (its real path from the restricted
+    mapping, its pseudonymised relative_path as the label messages name) and mask PNG (input of masked_clips)."""
     table = read_upstream(data_root, _KEPT_MASKS_SQL, ["sector_masks", "dicom_instances"], [shard])
-    return [ClipJob(r["sop_instance_uid"], r["file_sha256"], shard, str(Path(dicom_root) / r["relative_path"]),
-                    str(data_root.path / r["mask_path"]), r["method"], r["frame_rate"]) for r in table.to_pylist()]
+    return [ClipJob(r["sop_instance_uid"], r["file_sha256"], shard, str(paths.locate(r["relative_path"])),
+                    str(data_root.path / r["mask_path"]), r["method"], r["frame_rate"], r["relative_path"])
+            for r in table.to_pylist()]

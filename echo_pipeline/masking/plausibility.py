@@ -7,12 +7,15 @@ The rules (docs/masking.md lists them with their reasons):
   and every twelfth of its opening angle moves (at least MIN_ANGULAR_COVERAGE of its pixels)
   (``not_fan_shaped``), and at most MAX_OUTSIDE of them lie outside it (``activity_outside_sector``: a second
   image beside the fan, a moving display element the size of an image);
-- its apex is at the top, roughly centred: within APEX_Y of the image's height and APEX_X of its width
-  (``apex_not_at_top``);
+- it starts at the top, roughly centred: its highest point inside the image (the apex of a pointed fan, the
+  ends of the near arc of a truncated one) within APEX_Y of the image's height, its (possibly virtual) apex
+  within APEX_X of the width and no more than MAX_APEX_ABOVE image heights above it (``apex_not_at_top``);
 - it opens downward, roughly symmetrically: opening angle in OPENING_DEG, axis within MAX_TILT_DEG of
   vertical (``opening_out_of_range``, ``asymmetric``);
 - when both the region tags and the pixels give a fan, they agree: IoU >= MIN_AGREEMENT (``methods_disagree``).
-Clips that cannot be measured at all are quarantined as ``decode_failed`` or ``too_few_frames``.
+Clips that cannot be measured at all are quarantined as ``decode_failed`` or ``too_few_frames``; clips whose
+region tags say the image is not a 2D tissue sector as ``no_tissue_region`` or
+``unsupported_region_geometry`` (regions.py), before any fan is fitted.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ AREA_FRACTION = (0.10, 0.85)
 MIN_FIT_IOU = 0.80
 MIN_ANGULAR_COVERAGE = 0.15  # least share of moving pixels in each of 12 angular slices of the fan
 MAX_OUTSIDE = 0.10  # share of moving pixels (in pieces of >= 0.2 % of the image) outside the sector
-APEX_Y = (-0.25, 0.25)  # apex row as a fraction of the image height (a little above the image is allowed)
+APEX_Y = (-0.25, 0.25)  # the sector's top row as a fraction of the image height
+MAX_APEX_ABOVE = 1.5  # a virtual apex (convex probe: centre of curvature) at most this many heights above
 APEX_X = (0.2, 0.8)  # apex column as a fraction of the image width
 OPENING_DEG = (30.0, 150.0)
 MAX_TILT_DEG = 15.0
@@ -43,12 +47,14 @@ REASONS: dict[str, str] = {
     "area_too_large": f"the sector covers more than {AREA_FRACTION[1]:.0%} of the image",
     "not_fan_shaped": f"the fitted fan and the moving pixels inside it overlap with IoU below {MIN_FIT_IOU}",
     "activity_outside_sector": f"more than {MAX_OUTSIDE:.0%} of the moving pixels lie outside the fitted fan",
-    "apex_not_at_top": "the fan's apex is not at the top of the image, roughly centred",
+    "apex_not_at_top": "the fan does not start at the top of the image, roughly centred",
     "opening_out_of_range": f"the fan's opening angle is outside {OPENING_DEG[0]:.0f}-{OPENING_DEG[1]:.0f} degrees",
     "asymmetric": f"the fan's axis leans more than {MAX_TILT_DEG:.0f} degrees from vertical",
     "methods_disagree": f"the region tags and the pixels give sectors with IoU below {MIN_AGREEMENT}",
     # Written by the masked_clips asset (masking/clips.py), in mask_quarantine's partition <shard>-masked_clips.
     "clip_not_written": "the sector mask was kept but the masked clip could not be written (decode or write error)",
+    "no_tissue_region": "the region tags declare regions, none of them 2D tissue (M-mode, Doppler, traces only)",
+    "unsupported_region_geometry": "the region tags declare a probe geometry the fan model does not cover (linear)",
 }
 
 
@@ -83,8 +89,8 @@ def check_sector(found: Sector, mask: np.ndarray, moved: bool) -> list[Finding]:
     if found.outside_fraction > MAX_OUTSIDE:
         findings.append(Finding("activity_outside_sector",
                                 f"{found.outside_fraction:.1%} of the moving pixels lie outside the sector"))
-    ay, ax = fan.apex_y / rows, fan.apex_x / cols
-    if not (APEX_Y[0] <= ay <= APEX_Y[1] and APEX_X[0] <= ax <= APEX_X[1]):
+    top, ax = max(fan.top_y, 0.0) / rows, fan.apex_x / cols
+    if not (APEX_Y[0] <= top <= APEX_Y[1] and APEX_X[0] <= ax <= APEX_X[1] and fan.apex_y >= -MAX_APEX_ABOVE * rows):
         findings.append(Finding("apex_not_at_top", f"apex at ({fan.apex_x:.1f}, {fan.apex_y:.1f}) in a {cols}x{rows} image"))
     if not OPENING_DEG[0] <= fan.opening_deg <= OPENING_DEG[1]:
         findings.append(Finding("opening_out_of_range", f"opening angle {fan.opening_deg:.1f} deg"))

@@ -29,9 +29,17 @@ from echo_pipeline.masking.from_pixels import (
 )
 from echo_pipeline.masking.geometry import Fan, bbox, iou
 from echo_pipeline.masking.parallel import map_clips
-from echo_pipeline.masking.regions import RegionBox, sector_from_regions
+from echo_pipeline.masking.regions import (
+    RegionBox,
+    UltrasoundRegion,
+    scaled_origin,
+    sector_from_regions,
+    tissue_region,
+    ultrasound_regions,
+)
 from echo_pipeline.safe_paths import contained, uid_file_stem
 from echo_pipeline.schemas import MASK_QUARANTINE, SECTOR_MASKS
+from echo_pipeline.source_paths import SourcePaths, redact
 from echo_pipeline.storage import atomic_path, rows_to_table
 
 PIXELS = "pixels"
@@ -41,13 +49,13 @@ ANALYSIS_SIDE = 240
 
 @dataclass(frozen=True)
 class ClipSource:
-    """One clip to mask: ids, its DICOM file, its region box when tagged. Picklable for worker processes."""
+    """One clip to mask: ids and its DICOM file (whose header gives the region tags). Picklable."""
 
     sop_instance_uid: str
     file_sha256: str
     shard: str
-    path: str  # absolute path of the DICOM file
-    region: tuple[int, int, int, int] | None = None
+    path: str  # absolute path of the DICOM file (from the restricted mapping; never in a message)
+    label: str = ""  # the pseudonymised relative_path: what messages name ("" = the path itself, a user's file)
 
 
 @dataclass
@@ -94,19 +102,60 @@ def analysis_scale(rows: int, cols: int) -> int:
     return max(s for s in (1, 2, 4) if min(rows, cols) // s >= ANALYSIS_SIDE or s == 1)
 
 
-def _measure(source: ClipSource, samples: int) -> tuple[np.ndarray, int, int, int, int] | tuple[str, str]:
-    """(activity, scale, rows, cols, frames sampled) of a clip, or (reason, message) when it cannot be measured."""
+@dataclass(frozen=True)
+class _Measured:
+    """What the sampled frames of a clip say: activity at the analysis scale, and the header's geometry."""
+
+    change: np.ndarray
+    scale: int
+    rows: int
+    cols: int
+    sampled: int
+    regions: list[UltrasoundRegion]
+
+
+def _measure(source: ClipSource, samples: int) -> _Measured | tuple[str, str]:
+    """The clip's activity and region tags, or (reason, message) when it cannot be measured. Only the
+    sampled frames are read from the file (ingest.decode.decode_frames on the path)."""
     try:
-        ds = pydicom.dcmread(source.path)
+        ds = pydicom.dcmread(source.path, stop_before_pixels=True)
         count = int(getattr(ds, "NumberOfFrames", 1) or 1)
         if count < 2:
             return "too_few_frames", f"{count} frame(s)"
         rows, cols = int(ds.Rows), int(ds.Columns)
         scale = analysis_scale(rows, cols)
         indices = sample_indices(count, samples)
-        return activity(decode_frames(ds, indices, scale=scale)), scale, rows, cols, len(indices)
+        change = activity(decode_frames(source.path, indices, scale=scale))
+        return _Measured(change, scale, rows, cols, len(indices), ultrasound_regions(ds))
     except (DicomDecodeError, OSError, AttributeError, pydicom.errors.InvalidDicomError) as error:
-        return "decode_failed", f"{source.path}: {type(error).__name__}: {error}"
+        label = source.label or source.path
+        return "decode_failed", redact(f"{label}: {type(error).__name__}: {error}", source.path, label)
+
+
+def _refuse_regions(regions: list[UltrasoundRegion]) -> tuple[str, str] | None:
+    """(reason, message) when the region tags say the image is not a sector the fan model covers."""
+    if not regions:
+        return None
+    tissue = tissue_region(regions)
+    if tissue is None:
+        kinds = sorted({(r.spatial_format, r.data_type) for r in regions}, key=str)
+        return "no_tissue_region", (f"SequenceOfUltrasoundRegions has no 2D tissue region (RegionSpatialFormat 1, "
+                                    f"RegionDataType 1); found (format, data type) {kinds}")
+    if tissue.is_linear:
+        return "unsupported_region_geometry", (f"TransducerType {tissue.transducer}: a linear probe's rectangular "
+                                               "image is not a fan; mask it with a rectangle model first")
+    return None
+
+
+def _other_regions(regions: list[UltrasoundRegion], tissue: UltrasoundRegion, scale: int, shape) -> np.ndarray | None:
+    """Pixels (at the analysis scale) of declared regions beside the tissue image (Doppler, M-mode, traces)."""
+    others = [r.box for r in regions if r is not tissue and not r.box.overlaps(tissue.box)]
+    if not others:
+        return None
+    ignore = np.zeros(shape, bool)
+    for box in others:
+        ignore |= box.scaled(scale).mask(*shape)
+    return ignore
 
 
 def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: str, code_version: str,
@@ -115,21 +164,30 @@ def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: 
     anything that stops the mask from being trusted becomes a quarantine row."""
     lineage = {"run_id": run_id, "code_version": code_version}
     measured = _measure(source, samples)
-    if len(measured) == 2:
+    if isinstance(measured, tuple):
         return SectorOutcome(quarantine_row=_quarantine(source, *measured, None, None, lineage))
-    change, scale, rows, cols, sampled = measured
+    change, scale, rows, cols, sampled = measured.change, measured.scale, measured.rows, measured.cols, measured.sampled
+    refused = _refuse_regions(measured.regions)
+    if refused is not None:
+        return SectorOutcome(quarantine_row=_quarantine(source, *refused, "regions", None, lineage))
     shape = change.shape
+    tissue = tissue_region(measured.regions)
+    if tissue is not None:  # motion in declared Doppler / M-mode displays beside the image is not the sector's
+        ignore = _other_regions(measured.regions, tissue, scale, shape)
+        change = change if ignore is None else np.where(ignore, 0, change).astype(change.dtype)
     # Both methods work at the analysis scale; the chosen fan is drawn at the source size at the end.
     candidates: dict[str, tuple[Sector, np.ndarray, list]] = {}
     pixel = sector_from_activity(change)
     pixel_mask = pixel.fan.mask(*shape) if pixel.fan is not None else np.zeros(shape, bool)
     moved = bool(pixel.blob.any() or pixel.fan is not None)
     candidates[PIXELS] = (pixel, pixel_mask, plausibility.check_sector(pixel, pixel_mask, moved))
-    box = RegionBox(*source.region) if source.region is not None else None
+    box = tissue.box if tissue is not None else None
     region = None
     if box is not None and box.valid_for(rows, cols):
-        region = sector_from_regions(box.scaled(scale), change)
-        candidates[region.how] = (region.judged, region.mask, plausibility.check_sector(region.judged, region.mask, moved))
+        region = sector_from_regions(box.scaled(scale), change, origin=scaled_origin(tissue.origin, scale))
+        if region is not None:
+            candidates[region.how] = (region.judged, region.mask,
+                                      plausibility.check_sector(region.judged, region.mask, moved))
     fans = {name: found.fan.scaled(scale) for name, (found, _, _) in candidates.items() if found.fan is not None}
     outcome = partial(SectorOutcome, fans=fans, region=box if region is not None else None)
     agreement = iou(region.mask, pixel_mask) if region is not None and pixel.fan is not None else None
@@ -143,8 +201,8 @@ def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: 
         name = region.how if region is not None else PIXELS  # report the preferred method's failures
         found, mask, findings = candidates[name]
         message = "; ".join(f.message for f in findings)
-        if box is not None and region is None:
-            message += f"; region box {source.region} is not inside the {cols}x{rows} image"
+        if box is not None and region is None and not box.valid_for(rows, cols):
+            message += f"; region box {box.as_tuple()} is not inside the {cols}x{rows} image"
         area = float(mask.mean()) if found.fan is not None else None
         return outcome(quarantine_row=_quarantine(source, findings[0].reason, message, name, area, lineage))
     method = region.how if region is not None and region.how in plausible else PIXELS  # tags first
@@ -158,7 +216,8 @@ def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: 
         "sop_instance_uid": source.sop_instance_uid, "file_sha256": source.file_sha256, "shard": source.shard,
         "method": method, "mask_path": mask_file.relative_to(data_root).as_posix(), "rows": rows, "columns": cols,
         "area_fraction": float(mask.mean()), "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x1, "bbox_y1": y1,
-        "apex_x": fan.apex_x, "apex_y": fan.apex_y, "radius": fan.radius, "angle_left_deg": fan.angle_left_deg,
+        "apex_x": fan.apex_x, "apex_y": fan.apex_y, "radius": fan.radius, "min_radius": fan.min_radius,
+        "angle_left_deg": fan.angle_left_deg,
         "angle_right_deg": fan.angle_right_deg, "fit_iou": found.fit_iou, "outside_fraction": found.outside_fraction,
         "angular_coverage": found.angular_coverage, "has_regions": box is not None,
         "regions_pixels_iou": agreement, "frames_sampled": sampled, "analysis_scale": scale, **lineage,
@@ -167,15 +226,11 @@ def find_sector(source: ClipSource, *, mask_dir: Path, data_root: Path, run_id: 
     return result
 
 
-def clip_sources(table: pa.Table, dicom_root: Path, shard: str) -> list[ClipSource]:
-    """ClipSources from rows with sop_instance_uid, file_sha256, relative_path and region_x0 … region_y1."""
-    sources = []
-    for row in table.to_pylist():
-        box = RegionBox.from_row(row)
-        sources.append(ClipSource(row["sop_instance_uid"], row["file_sha256"], shard,
-                                  str(Path(dicom_root) / row["relative_path"]),
-                                  None if box is None else (box.x0, box.y0, box.x1, box.y1)))
-    return sources
+def clip_sources(table: pa.Table, paths: SourcePaths, shard: str) -> list[ClipSource]:
+    """ClipSources from rows with sop_instance_uid, file_sha256 and relative_path (pseudonymised, resolved through
+    ``paths``; other columns are ignored: the region tags are read from each file's header)."""
+    return [ClipSource(row["sop_instance_uid"], row["file_sha256"], shard, str(paths.locate(row["relative_path"])),
+                       row["relative_path"]) for row in table.to_pylist()]
 
 
 def _done(previous: pa.Table | None, code_version: str) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """One owner for a model variant's files, names and staleness: where everything a variant writes lives.
 
-A variant names the tokenizer a model trains with ("bpe" = EchoCLIP-style, "template" = EchoCLIP-R-style).
+A variant names the tokenizer a model trains with ("bpe" = EchoCLIP-style, "template" = EchoCLIP-R-style), or
+a published model registered with `--pretrained NAME=DIR` (`pretrained`: parsing, the directory's sha256
+manifest, its record; it is embedded and evaluated like a trained variant, without training).
 Its files under a data root (the layout is unchanged since the first release; docs/tables.md, docs/search.md):
 
     arrays/clip_model/<variant>/model.json           the record of the model the root passes on (`record`)

@@ -8,11 +8,14 @@ model's rows, so the two variants never evict each other's vectors.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from echo_pipeline.storage import DataRoot
 
 MODEL_VARIANTS = ("bpe", "template")
+#: What a pretrained variant's name may be (`--pretrained NAME=DIR`): it becomes a folder and a partition key.
+PRETRAINED_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 MODEL_STAGE = "clip_model"  # arrays/clip_model/<variant>/: the record and the training runs
 RECORD_FILE = "model.json"
 EVAL_PLOTS_STAGE = "eval_plots"
@@ -31,9 +34,11 @@ LINKED_REPORTS_SQL = """
 
 
 def check_variant(variant: str) -> str:
-    """``variant`` itself; ValueError naming the known variants for any other name (it becomes a path)."""
-    if variant not in MODEL_VARIANTS:
-        raise ValueError(f"unknown model variant {variant!r}; use one of {MODEL_VARIANTS}")
+    """``variant`` itself: a trained variant or a pretrained one's name (PRETRAINED_NAME); ValueError for any
+    other name (it becomes a path)."""
+    if variant not in MODEL_VARIANTS and not PRETRAINED_NAME.fullmatch(variant or ""):
+        raise ValueError(f"unknown model variant {variant!r}; use one of {MODEL_VARIANTS} or a pretrained "
+                         "model's name (lower-case letters, digits, '.', '_', '-')")
     return variant
 
 

@@ -32,6 +32,17 @@ class ModelRecord:
     train_pairs: int
     run_id: str
     code_version: str
+    #: "trained" (clip_model trained it) or "pretrained" (a registered hub-layout directory, not trained here).
+    source: str = "trained"
+    #: Frame preprocessing before the model's normalisation (`embeddings.preprocessing`): "model" or "published_crop".
+    preprocessing: str = "model"
+    #: Pretrained: sha256 of every file of the directory (checkpoint_sha256 is the hash of this manifest).
+    manifest: dict | None = None
+
+    @property
+    def model_source(self) -> str:
+        """The eval tables' `model_source` of this model: "trained" or "pretrained:<name>"."""
+        return "trained" if self.source == "trained" else f"pretrained:{self.variant}"
 
 
 def write_record(store: DataRoot, record: ModelRecord) -> Path:

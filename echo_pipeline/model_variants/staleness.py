@@ -1,5 +1,7 @@
 """Whether a model variant's embeddings and indexes are out of date: what a run of the embedding assets would
-change. The nightly schedule (`assets/automation.py`) runs them only then.
+change, judged from the files alone (no Dagster instance), with the reasons. The nightly automation
+(`assets/automation.py`) decides from Dagster's record of what changed instead; this answers the same question
+for a data root on its own, and names what is behind (an index corrupted after its run, for one).
 
 This module verifies index manifests (`echo_pipeline.search.index`), so the package does not import it.
 """

@@ -26,6 +26,7 @@ from echo_pipeline.schemas.reports import (  # noqa: F401
     STUDIES_WITHOUT_REPORT,
     REPORT_LABEL_NAMES,
     REPORT_LABELS,
+    REPORT_LABEL_GAPS,
     SPLITS,
 )
 from echo_pipeline.schemas.tokenizers import (  # noqa: F401
@@ -82,6 +83,7 @@ TABLES: dict[str, pa.Schema] = {
     "report_links": REPORT_LINKS,
     "studies_without_report": STUDIES_WITHOUT_REPORT,
     "report_labels": REPORT_LABELS,
+    "report_label_gaps": REPORT_LABEL_GAPS,
     "splits": SPLITS,
     "clip_embeddings": CLIP_EMBEDDINGS,
     "report_embeddings": REPORT_EMBEDDINGS,

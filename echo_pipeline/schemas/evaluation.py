@@ -10,10 +10,12 @@ from echo_pipeline.schemas.lineage import CODE_VERSION, RUN_ID
 _EVAL_LINEAGE = [
     pa.field("model_id", pa.string(), nullable=False),  # trained: the record's model id; untrained: weights hash
     pa.field("checkpoint_sha256", pa.string(), nullable=False),  # the evaluated trained checkpoint (references too)
-    pa.field("model_kind", pa.string(), nullable=False),  # trained | untrained | training_mean
-    pa.field("variant", pa.string(), nullable=False),  # bpe | template
+    pa.field("model_kind", pa.string(), nullable=False),  # trained | pretrained | untrained | training_mean
+    pa.field("variant", pa.string(), nullable=False),  # bpe | template | a pretrained model's name
     pa.field("dataset", pa.string(), nullable=False),  # internal | echonet_dynamic
     pa.field("split", pa.string(), nullable=False),  # test
+    pa.field("model_source", pa.string(), nullable=False),  # trained | pretrained:<name> | untrained | training_mean
+    pa.field("preprocessing", pa.string(), nullable=False),  # model | published_crop (frame preprocessing)
 ]
 #: clip: scored per clip (retrieval: one random clip per study, the paper's primary row); study: per study
 #: embedding (the normalised mean of its A4C clips, as in `study_embeddings`).
@@ -29,7 +31,7 @@ _EVAL_PROMPTS = [
     pa.field("task", pa.string(), nullable=False),  # task name in prompts.yaml
     pa.field("label", pa.string(), nullable=False),  # report_labels column the truth comes from
     pa.field("prompt_strategy", pa.string(), nullable=False),  # base_prompts | sampled_reports | base_prompts_fallback | training_mean
-    pa.field("primary", pa.bool_(), nullable=False),  # the variant's headline strategy (used by eval_summary)
+    pa.field("is_primary", pa.bool_(), nullable=False),  # the variant's headline strategy (used by eval_summary)
     pa.field("n_prompts", pa.int64(), nullable=False),  # texts embedded as prompts (0 for training_mean)
 ]
 _EVAL_PROMPTS_FILE = [pa.field("prompts_version", pa.string(), nullable=False),

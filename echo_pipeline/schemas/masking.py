@@ -23,6 +23,7 @@ SECTOR_MASKS = pa.schema(
         pa.field("apex_x", pa.float64(), nullable=False),  # the fitted fan (echo_pipeline.masking.geometry.Fan)
         pa.field("apex_y", pa.float64(), nullable=False),
         pa.field("radius", pa.float64(), nullable=False),
+        pa.field("min_radius", pa.float64(), nullable=False),  # near arc of a truncated fan; 0 when pointed
         pa.field("angle_left_deg", pa.float64(), nullable=False),
         pa.field("angle_right_deg", pa.float64(), nullable=False),
         pa.field("fit_iou", pa.float64(), nullable=False),  # IoU(mask, convex blob of the moving pixels inside it)

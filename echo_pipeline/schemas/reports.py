@@ -73,7 +73,23 @@ REPORT_LABELS = pa.schema(
     ]
     + [pa.field(name, _LABEL_TYPES.get(name, pa.string())) for name in REPORT_LABEL_NAMES]  # null = not stated
     + [pa.field(f"{name}_source", pa.string()) for name in REPORT_LABEL_NAMES]  # sentence the value came from
-    + [RUN_ID, CODE_VERSION]
+    + [pa.field("label_rules_sha256", pa.string()),  # the effective label rules that made the row
+       RUN_ID, CODE_VERSION]
+)
+
+# Sentences that name a label's target but yield no value, by shape (numbers and ids masked): what a site's
+# label rules do not cover yet (docs/reports.md, "Gap report").
+REPORT_LABEL_GAPS = pa.schema(
+    [
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("sentence_shape", pa.string(), nullable=False),  # lower case, every token with a digit -> "#"
+        pa.field("sentence_count", pa.int64(), nullable=False),  # sentences of this shape, all reports
+        pa.field("report_count", pa.int64(), nullable=False),  # reports holding at least one of them
+        pa.field("example_report_id", pa.string(), nullable=False),
+        pa.field("label_rules_sha256", pa.string(), nullable=False),
+        RUN_ID,
+        CODE_VERSION,
+    ]
 )
 
 SPLITS = pa.schema(

@@ -53,7 +53,11 @@ SYNTH_CLIPS = pa.schema(
         pa.field("sector_apex_x", pa.float64(), nullable=False),  # pixel coordinates of the fan's apex
         pa.field("sector_apex_y", pa.float64(), nullable=False),
         pa.field("sector_radius", pa.float64(), nullable=False),  # pixels
-        pa.field("sector_half_angle_deg", pa.float64(), nullable=False),
+        pa.field("sector_half_angle_deg", pa.float64(), nullable=False),  # half the opening
+        pa.field("sector_angle_left_deg", pa.float64(), nullable=False),  # sides, degrees from straight down
+        pa.field("sector_angle_right_deg", pa.float64(), nullable=False),
+        pa.field("sector_min_radius", pa.float64(), nullable=False),  # pixels; 0 = pointed apex
+        pa.field("region_origin_tags", pa.bool_(), nullable=False),  # regions carry the reference-pixel origin
         pa.field("sector_mask_path", pa.string(), nullable=False),  # relative to the cohort folder
         pa.field("heart_rate", pa.float64(), nullable=False),
         pa.field("manufacturer", pa.string(), nullable=False),

@@ -75,6 +75,7 @@ def embed_query_text(model: torch.nn.Module, tokenizer: Callable, text: str | li
 
 
 def embed_query_clip(model: torch.nn.Module, frames: np.ndarray, *, device: str | torch.device = "cpu",
-                     image_size: int | None = None) -> np.ndarray:
+                     image_size: int | None = None, preprocessing: str = "model") -> np.ndarray:
     """Unit-norm (D,) clip embedding of uint8 (T, H, W, 3) masked frames, exactly as stored clips are embedded."""
-    return ClipEmbedder(model, device=device, image_size=image_size, num_workers=0).embed_frames(frames)[1]
+    return ClipEmbedder(model, device=device, image_size=image_size, num_workers=0,
+                        preprocessing=preprocessing).embed_frames(frames)[1]

@@ -29,7 +29,8 @@ from echo_pipeline.devices import resolve_device
 from echo_pipeline.embeddings import EmbeddingStore
 from echo_pipeline.errors import InputContractError, SearchIndexError
 from echo_pipeline.masking.dicom_file import masked_frames_from_dicom
-from echo_pipeline.model_variants import CLIP_TABLE, REPORT_INDEX, VIDEO_INDEX, index_dir, read_record
+from echo_pipeline.model_variants import (CLIP_TABLE, REPORT_INDEX, VIDEO_INDEX, check_variant, index_dir,
+                                          read_record)
 from echo_pipeline.search.index import read_manifest
 from echo_pipeline.search.query import (embed_query_clip, embed_query_text, search_clips_for_text,
                                         search_reports_for_clip)
@@ -66,6 +67,10 @@ class Searcher:
         self.store = DataRoot(Path(data_root))
         if not self.store.path.is_dir():
             raise InputContractError(f"data root {self.store.path}: does not exist; pass --data-root of a pipeline run")
+        try:
+            check_variant(variant)
+        except ValueError as error:
+            raise InputContractError(f"--variant: {error}") from error
         self.variant, self.device = variant, resolve_device(device)
         self.record = read_record(self.store, variant)
         self.video_dir = index_dir(self.store, VIDEO_INDEX, variant)
@@ -119,7 +124,8 @@ class Searcher:
         """Top-k reports for a DICOM clip, masked and embedded now (not added to any table)."""
         self._require(self.report_dir, REPORT_INDEX)
         frames = masked_frames_from_dicom(Path(dicom_path), self._masked_size())
-        return self.reports_for_embedding(embed_query_clip(self.model, frames, device=self.device), k)
+        return self.reports_for_embedding(embed_query_clip(self.model, frames, device=self.device,
+                                                            preprocessing=self.record.preprocessing), k)
 
     def clips_for_text(self, text: str, k: int = 10) -> list[ClipHit]:
         """Top-k clips for a free text, embedded as a report would be (the tokenizer's evaluation texts)."""

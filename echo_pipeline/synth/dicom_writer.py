@@ -7,7 +7,10 @@ Storage kinds (physiology.STORAGE_KINDS):
 - ``mono``: MONOCHROME2, uncompressed (implicit VR little endian, as older scanners export);
 - ``mono_rle``: MONOCHROME2, RLE lossless.
 Headers carry realistic identifiers, vendor tags, one of several frame-rate tag styles, and for some files
-SequenceOfUltrasoundRegions with the 2D region = the sector's bounding box. No tag names the view.
+SequenceOfUltrasoundRegions: the 2D tissue region (the sector's bounding box, for some files widened by a
+margin) with its calibration (cm per pixel) and, for some files, the transducer origin (the fan's apex, also
+when it lies above the image) as the reference pixel; colour clips add a colour-flow region. No tag names the
+view.
 """
 
 from __future__ import annotations
@@ -89,9 +92,14 @@ def _frame_rate_tags(ds: Dataset, style: str, fps: int) -> None:
         ds.PreferredPlaybackSequencing = 0
 
 
-def _regions(header: dict) -> Sequence:
-    """SequenceOfUltrasoundRegions: the 2D tissue region (the sector's bounds), plus colour flow when present."""
+def _regions(header: dict, rows: int, cols: int) -> Sequence:
+    """SequenceOfUltrasoundRegions (PS3.3 C.8.5.5.1): the 2D tissue region (the sector's bounds widened by
+    the clip's margins, inside the image), plus colour flow when present. With ``region_origin_tags`` the
+    reference pixel (relative to the region's top-left corner) and its physical value put physical (0, 0)
+    on the fan's apex: the transducer origin."""
+    left, top, right, bottom = header.get("region_margin", (0, 0, 0, 0))
     x0, y0, x1, y1 = header["sector_bbox"]
+    tissue = (max(0, x0 - left), max(0, y0 - top), min(cols - 1, x1 + right), min(rows - 1, y1 + bottom))
     spacing = header["depth_cm"] / header["sector_radius"]  # cm per pixel
 
     def region(bounds, data_type, flags):
@@ -102,11 +110,14 @@ def _regions(header: dict) -> Sequence:
         item.RegionLocationMinX0, item.RegionLocationMinY0, item.RegionLocationMaxX1, item.RegionLocationMaxY1 = bounds
         item.PhysicalUnitsXDirection = item.PhysicalUnitsYDirection = 3  # cm
         item.PhysicalDeltaX = item.PhysicalDeltaY = round(spacing, 6)
-        item.ReferencePixelX0 = int(round(header["apex_x"])) - x0
-        item.ReferencePixelY0 = int(round(header["apex_y"])) - y0
+        if header.get("region_origin_tags"):
+            ref_x, ref_y = round(header["apex_x"]), round(header["apex_y"])
+            item.ReferencePixelX0, item.ReferencePixelY0 = ref_x - bounds[0], ref_y - bounds[1]
+            item.ReferencePixelPhysicalValueX = (ref_x - header["apex_x"]) * item.PhysicalDeltaX
+            item.ReferencePixelPhysicalValueY = (ref_y - header["apex_y"]) * item.PhysicalDeltaY
         return item
 
-    items = [region((x0, y0, x1, y1), 1, 2)]
+    items = [region(tissue, 1, 2)]
     if header.get("colour_bbox"):
         items.append(region(header["colour_bbox"], 2, 2))
     return Sequence(items)
@@ -130,7 +141,7 @@ def image_dataset(header: dict, frames: np.ndarray, kind: str) -> Dataset:
     if header["colour_flag_tag"]:
         ds.UltrasoundColorDataPresent = int(header["is_colour"])
     if header["has_regions"]:
-        ds.SequenceOfUltrasoundRegions = _regions(header)
+        ds.SequenceOfUltrasoundRegions = _regions(header, frames.shape[1], frames.shape[2])
     mono = frames.ndim == 3
     ds.SamplesPerPixel = 1 if mono else 3
     ds.PhotometricInterpretation = "MONOCHROME2" if mono else "RGB"

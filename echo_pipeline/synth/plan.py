@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
 
 from echo_pipeline.synth.anatomy import HeartParams
@@ -30,6 +31,9 @@ from echo_pipeline.synth.physiology import (
 from echo_pipeline.synth.render import ClipDrawing, SectorGeometry
 
 _ECG_BAND = 26  # rows kept below the fan for the ECG trace
+#: Shares of clips drawn with a virtual apex above the image (the image starts at a near arc), with a steered
+#: (asymmetric) sector, with a region box wider than the sector, and with the transducer origin in the tags.
+VIRTUAL_APEX_SHARE, STEERED_SHARE, BOX_MARGIN_SHARE, ORIGIN_TAG_SHARE = 0.5, 0.3, 0.5, 0.7
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # not locale-bound
 
 
@@ -80,18 +84,35 @@ def _overlay_text(vendor: Vendor, patient: dict, study: dict, fps: int, depth: f
     return (patient["patient_id"], f"{first} {last}"), (date.strftime("%m/%d/%Y"), vendor.model)
 
 
+def _sector_geometry(vendor: Vendor, rng, geo) -> SectorGeometry:
+    """The clip's fan: the vendor's pointed fan (jittered by ``rng``, as before), or, by ``geo``, one with a
+    virtual apex above the image and a near arc a few rows down, and/or steered up to 8 degrees. The far arc
+    stays above the ECG band and the sides inside the image (the outer side angle is cut when needed)."""
+    apex_x = vendor.cols / 2 + float(rng.uniform(-3, 3))
+    apex_y = vendor.apex_y + float(rng.uniform(-2, 2))
+    bottom = vendor.rows - _ECG_BAND - float(rng.uniform(0, 6))  # row of the far arc on the axis
+    half = vendor.half_angle_deg + float(rng.uniform(-1.5, 1.5))
+    tilt = float(geo.uniform(-8, 8)) if geo.random() < STEERED_SHARE else 0.0
+    virtual = geo.random() < VIRTUAL_APEX_SHARE
+    if virtual:
+        apex_y = -float(geo.uniform(0.05, 0.3)) * vendor.rows
+    radius = (bottom - apex_y) / math.cos(math.radians(tilt))
+    left = max(tilt - half, -math.degrees(math.asin(min(1.0, (apex_x - 3) / radius))))
+    right = min(tilt + half, math.degrees(math.asin(min(1.0, (vendor.cols - 4 - apex_x) / radius))))
+    # The near arc meets the sides a few rows below the image's top (its higher end, on the wider side).
+    top = float(geo.uniform(3, 12))
+    min_radius = (top - apex_y) / math.cos(math.radians(max(-left, right))) if virtual else 0.0
+    return SectorGeometry(vendor.rows, vendor.cols, apex_x, apex_y, radius, left, right, min_radius)
+
+
 def _plan_clip(seed, patient, study, j, k, view, is_colour, series_uid, study_dir) -> ClipTask:
     rng = child_rng(seed, "clip", patient["index"], j, k)
     vendor = VENDORS[study["vendor"]]
     kind = storage_kind(rng, is_colour)
     heart_rate = float(study["heart_rate"] + rng.integers(-3, 4))
     frames, fps = clip_timing(rng, heart_rate)
-    apex_y = vendor.apex_y + float(rng.uniform(-2, 2))
-    geometry = SectorGeometry(
-        rows=vendor.rows, cols=vendor.cols, apex_x=vendor.cols / 2 + float(rng.uniform(-3, 3)), apex_y=apex_y,
-        radius=vendor.rows - _ECG_BAND - apex_y - float(rng.uniform(0, 6)),
-        half_angle_deg=vendor.half_angle_deg + float(rng.uniform(-1.5, 1.5)),
-    )
+    geo = child_rng(seed, "sector", patient["index"], j, k)  # its own stream: the other draws stay as they were
+    geometry = _sector_geometry(vendor, rng, geo)
     depth = float(rng.choice([15.0, 16.0, 17.0, 18.0]))
     left, right = _overlay_text(vendor, patient, study, fps, depth)
     drawing = ClipDrawing(
@@ -122,7 +143,8 @@ def _plan_clip(seed, patient, study, j, k, view, is_colour, series_uid, study_di
         "write_heart_rate": vendor.name_style == "US", "colour_flag_tag": vendor.colour_flag_tag,
         "is_colour": is_colour, "has_regions": bool(rng.random() < vendor.region_probability),
         "depth_cm": depth, "sector_radius": geometry.radius, "apex_x": geometry.apex_x, "apex_y": geometry.apex_y,
-        "jpeg_quality": vendor.jpeg_quality,
+        "jpeg_quality": vendor.jpeg_quality, "region_origin_tags": bool(geo.random() < ORIGIN_TAG_SHARE),
+        "region_margin": tuple(int(m) for m in geo.integers(1, 15, 4)) if geo.random() < BOX_MARGIN_SHARE else (0, 0, 0, 0),
     }
     return ClipTask(drawing, header, kind, relative_path, _truth_row(header, drawing, kind, view, relative_path))
 
@@ -136,17 +158,22 @@ def _truth_row(header: dict, d: ClipDrawing, kind: str, view: str, relative_path
         "photometric_interpretation": PHOTOMETRIC[kind], "rows": g.rows, "columns": g.cols, "frames": d.frames,
         "frame_rate": float(d.fps), "frame_rate_tag": header["frame_rate_tag"], "has_regions": header["has_regions"],
         "sector_apex_x": g.apex_x, "sector_apex_y": g.apex_y, "sector_radius": g.radius,
-        "sector_half_angle_deg": g.half_angle_deg, "sector_mask_path": f"truth/masks/{header['sop_instance_uid']}.png",
+        "sector_half_angle_deg": g.half_angle_deg, "sector_angle_left_deg": g.angle_left_deg,
+        "sector_angle_right_deg": g.angle_right_deg, "sector_min_radius": g.min_radius,
+        "region_origin_tags": header["has_regions"] and header["region_origin_tags"], "sector_mask_path": f"truth/masks/{header['sop_instance_uid']}.png",
         "heart_rate": d.heart_rate, "manufacturer": header["manufacturer"],
     }
 
 
-def _with(task: ClipTask, kind: str | None = None, has_regions: bool | None = None) -> ClipTask:
-    """The same clip stored as ``kind`` and/or with or without the regions sequence."""
+def _with(task: ClipTask, kind: str | None = None, has_regions: bool | None = None,
+          origin_tags: bool | None = None) -> ClipTask:
+    """The same clip stored as ``kind`` and/or with or without the regions sequence or its origin tags."""
     kind = kind or task.kind
     header = dict(task.header)
     if has_regions is not None:
         header["has_regions"] = has_regions
+    if origin_tags is not None:
+        header["region_origin_tags"] = origin_tags
     drawing = replace(task.drawing, monochrome=kind.startswith("mono"))
     truth = _truth_row(header, drawing, kind, task.truth["view"], task.relative_path)
     return ClipTask(drawing, header, kind, task.relative_path, truth)
@@ -165,6 +192,11 @@ def _ensure_coverage(tasks: list[ClipTask]) -> list[ClipTask]:
     for wanted in (True, False):
         if tasks and not any(t.header["has_regions"] == wanted for t in tasks):
             tasks[-1 if wanted else 0] = _with(tasks[-1 if wanted else 0], has_regions=wanted)
+    tagged = [i for i, t in enumerate(tasks) if t.header["has_regions"]]
+    for wanted in (True, False):  # tagged clips with and without the transducer origin
+        if len(tagged) > 1 and not any(tasks[i].header["region_origin_tags"] == wanted for i in tagged):
+            i = tagged[0 if wanted else -1]
+            tasks[i] = _with(tasks[i], origin_tags=wanted)
     return tasks
 
 

@@ -32,26 +32,42 @@ _PIVOT = (0.0, 0.5)
 
 @dataclass(frozen=True)
 class SectorGeometry:
-    """The fan in pixels: apex (top centre), radius, half opening angle; it opens downward."""
+    """The fan in pixels: apex (may lie above the image: a virtual apex), far radius, the angles of its two
+    sides from straight down (independent: a steered sector leans), and the near arc's radius (0: pointed)."""
 
     rows: int
     cols: int
     apex_x: float
     apex_y: float
     radius: float
-    half_angle_deg: float
+    angle_left_deg: float
+    angle_right_deg: float
+    min_radius: float = 0.0
+
+    @property
+    def half_angle_deg(self) -> float:
+        return (self.angle_right_deg - self.angle_left_deg) / 2
+
+    @property
+    def axis_deg(self) -> float:
+        """The sector's axis from straight down (the steering angle)."""
+        return (self.angle_right_deg + self.angle_left_deg) / 2
 
     def polar(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-pixel (radius in R units, angle from straight down in degrees) of the pixel centres (read-only)."""
         return _polar(self)
 
+    def inside(self, r: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """bool: which (r, theta) of ``polar`` lie in the sector."""
+        return ((r <= 1.0) & (r >= self.min_radius / self.radius) & (theta >= self.angle_left_deg)
+                & (theta <= self.angle_right_deg))
+
     def mask(self) -> np.ndarray:
         """uint8 0/255 mask of the sector (the ground truth the masking stage should recover)."""
-        r, theta = self.polar()
-        return np.where((r <= 1.0) & (np.abs(theta) <= self.half_angle_deg), 255, 0).astype(np.uint8)
+        return np.where(self.inside(*self.polar()), 255, 0).astype(np.uint8)
 
     def bbox(self) -> tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) inclusive pixel bounds of the sector, as written to SequenceOfUltrasoundRegions."""
+        """(x0, y0, x1, y1) inclusive pixel bounds of the sector."""
         ys, xs = np.nonzero(self.mask())
         return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
 
@@ -91,17 +107,25 @@ def frame_primitives(d: ClipDrawing, index: int) -> list[Prim]:
     return LAYOUTS[d.view](d.heart, c, mitral_open)
 
 
+def _face(g: SectorGeometry) -> tuple[float, float, float]:
+    """(x, y, depth): where sector units start (v = 0: the near arc on the axis, the apex of a pointed fan)
+    and the pixels one unit spans (the imaged depth, near arc to far arc)."""
+    axis = math.radians(g.axis_deg)
+    return g.apex_x + g.min_radius * math.sin(axis), g.apex_y + g.min_radius * math.cos(axis), g.radius - g.min_radius
+
+
 def _pixel_map(d: ClipDrawing) -> tuple[float, float, float, float, float, float]:
     """The placement jitter and the sector-units-to-pixels map as one similarity transform, in cv2 shift units:
     (cos*k, sin*k, x0, y0, k, rotate_deg) with pixel*16 = (x0, y0) + R(rotate) @ (u, v) * k."""
     g = d.geometry
     du, dv, rot, scale = d.placement
-    k = float(1 << _SHIFT) * g.radius * scale
+    face_x, face_y, depth = _face(g)
+    k = float(1 << _SHIFT) * depth * scale
     c, s = math.cos(math.radians(rot)), math.sin(math.radians(rot))
     # The pivot stays in place under rotation and scaling; then the heart is shifted by (du, dv).
     px, py = _PIVOT
-    x0 = (g.apex_x + g.radius * (px + du)) * (1 << _SHIFT) - (c * px - s * py) * k
-    y0 = (g.apex_y + g.radius * (py + dv)) * (1 << _SHIFT) - (s * px + c * py) * k
+    x0 = (face_x + depth * (px + du)) * (1 << _SHIFT) - (c * px - s * py) * k
+    y0 = (face_y + depth * (py + dv)) * (1 << _SHIFT) - (s * px + c * py) * k
     return c * k, s * k, x0, y0, k, rot
 
 
@@ -167,8 +191,8 @@ def _static_maps(d: ClipDrawing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     g = d.geometry
     rng = np.random.default_rng(d.noise_seed)
     r, theta = g.polar()
-    inside = (r <= 1.0) & (np.abs(theta) <= g.half_angle_deg)
-    lateral = 1 - 0.25 * np.clip(np.abs(theta) / g.half_angle_deg, 0, 1) ** 4
+    inside = g.inside(r, theta)
+    lateral = 1 - 0.25 * np.clip(np.abs(theta - g.axis_deg) / g.half_angle_deg, 0, 1) ** 4
     gain = np.where(inside, 255 * (1.12 - 0.45 * np.clip(r, 0, 1)) * lateral, 0).astype(np.float32)
     coarse = rng.uniform(0.7, 1.3, (6, 8)).astype(np.float32)
     lowfreq = cv2.resize(coarse, (g.cols, g.rows), interpolation=cv2.INTER_CUBIC)
@@ -186,10 +210,13 @@ def colour_box(d: ClipDrawing, r: np.ndarray | None = None, theta: np.ndarray | 
         r, theta = d.geometry.polar()
     du, dv, rot, scale = d.placement
     u, v = point_transform(COLOUR_TARGET[d.view], _PIVOT, rot, scale, (du, dv))
-    rc, tc = math.hypot(u, v), math.degrees(math.atan2(u, v))
-    half = min(13.0, d.geometry.half_angle_deg)
-    return (r > rc - 0.17) & (r < min(rc + 0.13, 1.0)) & (np.abs(theta - tc) < half) & (
-        np.abs(theta) <= d.geometry.half_angle_deg)
+    g = d.geometry
+    face_x, face_y, depth = _face(g)
+    # The target in pixels (sector units run from the near arc), then in the fan's polar coordinates.
+    dx, dy = face_x + depth * u - g.apex_x, face_y + depth * v - g.apex_y
+    rc, tc = math.hypot(dx, dy) / g.radius, math.degrees(math.atan2(dx, dy))
+    half = min(13.0, g.half_angle_deg)
+    return (r > rc - 0.17) & (r < min(rc + 0.13, 1.0)) & (np.abs(theta - tc) < half) & g.inside(r, theta)
 
 
 def render_clip(d: ClipDrawing) -> np.ndarray:

@@ -25,19 +25,25 @@ from echo_pipeline.tokenizers.bpe import (
     training_snippet,
 )
 from echo_pipeline.tokenizers.normalise import normalise_sentence, normalised_sentences, split_sentences
+from echo_pipeline.tokenizers.published_template import PublishedTemplateTokenizer
 from echo_pipeline.tokenizers.protocol import EvaluationTexts, ReportTokenizer, TextPolicy
 from echo_pipeline.tokenizers.stats import tokenizer_stats
 from echo_pipeline.tokenizers.template import EncodedReport, TemplateTokenizer, template_token_rows
 from echo_pipeline.tokenizers.unknown_sentences import unknown_sentence_rows
 from echo_pipeline.tokenizers.vocabulary import TemplateVocabulary, learn_vocabulary, load_vocabulary, save_vocabulary
 
-TOKENIZER_KINDS = ("bpe", "template")
+TOKENIZER_KINDS = ("bpe", "template", "published_template")
 
 
 def make_tokenizer(kind: str, vocabulary_path: Path | None = None, context_length: int = 77) -> ReportTokenizer:
-    """A BpeTokenizer ("bpe") or a TemplateTokenizer ("template", reading `vocabulary_path`)."""
+    """A BpeTokenizer ("bpe"), a TemplateTokenizer ("template", reading `vocabulary_path`), or a
+    PublishedTemplateTokenizer ("published_template": `vocabulary_path` is a published template file)."""
     if kind == "bpe":
         return BpeTokenizer(context_length)
+    if kind == "published_template":
+        if vocabulary_path is None:
+            raise ValueError("the published template tokenizer needs vocabulary_path (a file of templates)")
+        return PublishedTemplateTokenizer(vocabulary_path, context_length)
     if kind == "template":
         if vocabulary_path is None:
             raise ValueError("the template tokenizer needs vocabulary_path (a file written by save_vocabulary)")
@@ -46,7 +52,7 @@ def make_tokenizer(kind: str, vocabulary_path: Path | None = None, context_lengt
 
 
 __all__ = [
-    "TOKENIZER_KINDS", "BpeTokenizer", "EncodedReport", "EvaluationTexts", "ReportTokenizer", "TemplateTokenizer",
+    "TOKENIZER_KINDS", "BpeTokenizer", "EncodedReport", "EvaluationTexts", "PublishedTemplateTokenizer", "ReportTokenizer", "TemplateTokenizer",
     "TemplateVocabulary", "TextPolicy", "bpe_length",
     "bpe_snippets", "bpe_token_rows", "evaluation_texts", "learn_vocabulary", "load_vocabulary", "make_tokenizer",
     "normalise_sentence", "normalised_sentences", "save_vocabulary", "split_sentences",

@@ -37,7 +37,7 @@ class TextPolicy(EvaluationTexts, Protocol):
 class ReportTokenizer(TextPolicy, Protocol):
     """A project tokenizer (`make_tokenizer`): ids for the text tower plus its own text policy."""
 
-    kind: str  # "bpe" | "template"
+    kind: str  # "bpe" | "template" | "published_template"
     vocab_size: int
     context_length: int
     sot_token_id: int

@@ -223,11 +223,14 @@ def make_loader(dataset: ClipFrameDataset, *, batch_size: int, num_workers: int,
     )
 
 
-def normalize_images(images: torch.Tensor, device: torch.device, *, channels_last: bool = False) -> torch.Tensor:
-    """uint8 (N, 3, H, W) → float32 CLIP-normalised on `device` (moved as uint8 first: 4× fewer bytes)."""
+def normalize_images(images: torch.Tensor, device: torch.device, *, channels_last: bool = False,
+                     mean: Sequence[float] = OPENAI_DATASET_MEAN, std: Sequence[float] = OPENAI_DATASET_STD
+                     ) -> torch.Tensor:
+    """uint8 (N, 3, H, W) → float32 normalised on `device` (moved as uint8 first: 4× fewer bytes) with the
+    model's mean/std (its `preprocess_cfg`, as embedding uses; CLIP's OpenAI values by default)."""
     x = images.to(device, non_blocking=True).float().div_(255.0)
-    mean = torch.tensor(OPENAI_DATASET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(OPENAI_DATASET_STD, device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=device).view(1, 3, 1, 1)
     x = x.sub_(mean).div_(std)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 

@@ -86,7 +86,7 @@ def find_hub_weights(directory: Path) -> Path:
     )
 
 
-def _weights_path(init_from: Path) -> Path:
+def weights_path(init_from: Path) -> Path:
     """Resolve `init_from` to a weights file, verifying our own checkpoints and sha256 side-cars."""
     if init_from.is_dir():
         if (init_from / ckpt.CARD_FILE).is_file():
@@ -107,7 +107,7 @@ def load_weights(model: torch.nn.Module, init_from: str | Path) -> None:
 
     Raises CheckpointError when the file is unreadable or its tensors do not fit the architecture.
     """
-    path = _weights_path(Path(init_from))
+    path = weights_path(Path(init_from))
     try:
         open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
     except (RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingError) as e:

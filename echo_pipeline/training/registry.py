@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from echo_pipeline.errors import CheckpointError
 from echo_pipeline.model_variants import ModelRecord
 
 __all__ = ["load_model", "load_tokenizer", "preset_for", "untrained_model"]
@@ -28,9 +29,16 @@ def load_tokenizer(record: ModelRecord):
 
 
 def load_model(record: ModelRecord) -> torch.nn.Module:
-    """The trained model in eval mode (sha256-verified, safetensors only)."""
+    """The variant's model in eval mode: a trained checkpoint (sha256-verified, safetensors only), or a
+    pretrained directory whose files still hash to the manifest recorded when it was registered."""
     from echo_pipeline.training.model_factory import load_trained_model
 
+    if record.source == "pretrained":
+        from echo_pipeline.model_variants.pretrained import directory_manifest, manifest_sha256
+
+        if manifest_sha256(directory_manifest(record.checkpoint_dir)) != record.checkpoint_sha256:
+            raise CheckpointError(f"{record.checkpoint_dir}: files changed since clip_model[{record.variant}] "
+                                  "registered them (sha256 manifest differs); materialize clip_model again")
     return load_trained_model(record.checkpoint_dir).eval()
 
 
@@ -40,5 +48,9 @@ def untrained_model(record: ModelRecord, tokenizer) -> torch.nn.Module:
     from echo_pipeline.training.presets import get_preset
 
     torch.manual_seed(UNTRAINED_SEED)
+    if record.source == "pretrained":
+        from echo_pipeline.training.pretrained import untrained_like
+
+        return untrained_like(record.checkpoint_dir).eval()
     model, _ = build_model(get_preset(record.preset).model_name, text_cfg=tokenizer.text_cfg)
     return model.eval()

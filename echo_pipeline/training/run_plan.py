@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from echo_pipeline import model_variants
 from echo_pipeline.errors import TrainingDataError
+from echo_pipeline.model_variants.pretrained import directory_manifest, manifest_sha256
 from echo_pipeline.storage import DataRoot, atomic_path
 from echo_pipeline.training import registry
 from echo_pipeline.training.trainer import TRAINING_VERSION
@@ -89,8 +90,11 @@ def run_key(config: dict, pairs: pa.Table) -> str:
 
 
 def plan_run(data_root: DataRoot, variant: str, *, model_preset: str, train_epochs: int | None,
-             vocabulary_path: Path) -> RunPlan:
-    """Read the pairs, pick the run folder and write its `pairs.parquet` (absolute clip paths) and `config.json`."""
+             vocabulary_path: Path, init_from: Path | None = None) -> RunPlan:
+    """Read the pairs, pick the run folder and write its `pairs.parquet` (absolute clip paths) and `config.json`.
+
+    ``init_from``: a hub-layout directory training starts from; the sha256 of its file manifest enters the
+    config and so the run key (other weights in the same folder are another run)."""
     pairs = read_training_pairs(data_root)
     preset = registry.preset_for(variant, model_preset)
     train = {"preset": preset, "seed": 0, "keep_last": KEEP_LAST}
@@ -98,6 +102,9 @@ def plan_run(data_root: DataRoot, variant: str, *, model_preset: str, train_epoc
         train["epochs"] = train_epochs
     config = {"train": train, "pairs": "pairs.parquet", "tokenizer": tokenizer_spec(variant, vocabulary_path),
               "events": "events.jsonl"}
+    if init_from is not None:
+        train["init_from"] = str(Path(init_from).resolve())
+        config["init_from_sha256"] = manifest_sha256(directory_manifest(init_from))
     run_dir = model_variants.run_dir(data_root, variant, run_key(config, pairs))
     run_dir.mkdir(parents=True, exist_ok=True)
     config["train"]["out_dir"] = str(run_dir)

@@ -21,6 +21,7 @@ from pathlib import Path
 import open_clip
 import torch
 import torch.distributed as dist
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.loss import ClipLoss
 from torch.nn.parallel import DistributedDataParallel
 
@@ -37,6 +38,7 @@ from echo_pipeline.training.data import (ClipFrameDataset, TextSampler, Tokenize
                                          normalize_images, pairs_fingerprint)
 from echo_pipeline.training.model_factory import build_model
 from echo_pipeline.training.presets import ResolvedConfig, TrainConfig, resolve_config
+from echo_pipeline.training.pretrained import init_from_weights
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,12 @@ def mcmrr(image_emb: torch.Tensor, text_emb: torch.Tensor) -> dict:
     return {"mcmrr": ranks.mcmrr(i2t, t2i), "i2t_mean_rank": a, "t2i_mean_rank": b, "val_size": int(i2t.size)}
 
 
+def model_mean_std(model: torch.nn.Module) -> dict:
+    """The normalisation the model's `preprocess_cfg` names (what embedding uses), CLIP's OpenAI values if none."""
+    cfg = open_clip.get_model_preprocess_cfg(model)
+    return {"mean": cfg.get("mean") or OPENAI_DATASET_MEAN, "std": cfg.get("std") or OPENAI_DATASET_STD}
+
+
 @torch.no_grad()
 def embed_images(model, loader, device: torch.device, autocast) -> torch.Tensor:
     """L2-normalised image embeddings of every item the loader yields, in order."""
@@ -80,7 +88,7 @@ def embed_images(model, loader, device: torch.device, autocast) -> torch.Tensor:
     out = []
     for images, _ in loader:
         with autocast():
-            x = normalize_images(images, device, channels_last=device.type == "cuda")
+            x = normalize_images(images, device, channels_last=device.type == "cuda", **model_mean_std(model))
             out.append(model.encode_image(x, normalize=True).float())
     return torch.cat(out)
 
@@ -201,8 +209,11 @@ class _Session:
         self.val_history: list[float] = []  # validation MCMRR per finished epoch, for `selection_score`
 
         torch.manual_seed(cfg.seed)
-        self.model, self.model_cfg = build_model(cfg.model_name, text_cfg=cfg.text_cfg,
-                                                 image_size=cfg.image_size, init_from=cfg.init_from)
+        self.model, self.model_cfg = build_model(cfg.model_name, text_cfg=cfg.text_cfg, image_size=cfg.image_size)
+        # Start weights: tensors that fit are copied, the rest (e.g. another vocabulary's embedding) stay random
+        # and are listed in the card; the directory's preprocess_cfg becomes the model's (training.pretrained).
+        self.reinitialised = init_from_weights(self.model, cfg.init_from) if cfg.init_from else []
+        self.normalisation = model_mean_std(self.model)
         self.model.to(self.device)
         if config.grad_checkpointing:
             self.model.set_grad_checkpointing(True)
@@ -261,7 +272,7 @@ class _Session:
             lr = lr_at(self.step, base_lr=cfg.lr, warmup_steps=self.warmup, total_steps=self.total_steps)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            images = normalize_images(images, device, channels_last=self.on_cuda)
+            images = normalize_images(images, device, channels_last=self.on_cuda, **self.normalisation)
             with self.autocast():
                 image_f, text_f, scale = self.net(images, tokens.to(device, non_blocking=True))
                 loss = self.loss_fn(image_f, text_f, scale)
@@ -302,6 +313,8 @@ class _Session:
                 "torch_version": torch.__version__, "open_clip_version": open_clip.__version__,
                 "world_size": self.ctx.world_size, "total_steps": self.total_steps, "warmup_steps": self.warmup,
                 "metrics": epoch_metrics, "best": self.best, "val_mcmrr_history": list(self.val_history),
+                "init_from": ({"path": self.cfg.init_from, "reinitialised": self.reinitialised}
+                              if self.cfg.init_from else None),
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self.last = ckpt.save_checkpoint(
             self.run_dir, epoch, model_state=self.model.state_dict(), model_cfg=self.model_cfg,

@@ -3,7 +3,7 @@
 - `read_view_labels(path)`: the optional labels input, validated.
 - `load_labelled_clips(...)`, `train_classifier(clips, spec, config)`: train on labelled clips, split by patient.
 - `save_classifier(...)`, `load_classifier(path)`: safetensors + JSON card, sha256-verified on load.
-- `predict_views(classifier, instances, dicom_root, ...)`: the `view_predictions` rows of a shard.
+- `predict_views(classifier, instances, paths, ...)`: the `view_predictions` rows of a shard.
 - `select_a4c(predictions, instances, A4cFilter(...), ...)`: the `a4c_clips` rows and why others were left out.
 - `provide.provide_classifier(...)`: the whole `view_classifier` step (train on labels, or install a saved one).
 - `inputs`: the upstream rows the steps read; `truth_agreement`: agreement with a synthetic cohort's truth.

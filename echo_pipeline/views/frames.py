@@ -73,7 +73,7 @@ def load_clip(
     Raises DicomDecodeError (with a reason code) when the file cannot be read or decoded.
     """
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path, stop_before_pixels=True)  # decode_frames reads only the sampled frames
     except Exception as exc:  # pydicom raises many types for unreadable files; callers need one
         raise DicomDecodeError(f"{path}: cannot read the DICOM header: {type(exc).__name__}: {exc}",
                                reasons.UNREADABLE_HEADER) from exc
@@ -84,7 +84,7 @@ def load_clip(
         raise DicomDecodeError(f"{path}: expected integer Rows, Columns and NumberOfFrames; {exc}",
                                reasons.UNREADABLE_HEADER) from exc
     indices = sample_indices(total, spec.frames)
-    decoded = decode_frames(ds, indices, scale=decode_scale(rows, columns, spec.size))
+    decoded = decode_frames(path, indices, scale=decode_scale(rows, columns, spec.size))
     fraction = doppler_fraction(decoded, thresholds)
     pixels = squash(decoded, spec.size)
     if len(pixels) < spec.frames:  # short clips: repeat frames so every clip has the same tensor shape

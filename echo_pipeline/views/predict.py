@@ -7,7 +7,6 @@ torch using every core). Rows of unchanged files scored by the same classifier a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -15,6 +14,7 @@ import pyarrow as pa
 
 from echo_pipeline.errors import CheckpointError, DicomDecodeError
 from echo_pipeline.schemas import VIEW_CLASSES, VIEW_PREDICTIONS
+from echo_pipeline.source_paths import SourcePaths, redact
 from echo_pipeline.views.checkpoint import LoadedClassifier
 from echo_pipeline.views.frames import ClipSample, SamplingSpec, load_clip
 from echo_pipeline.views.model import VIEWS, clip_probabilities, torch_threads
@@ -31,7 +31,7 @@ def sampling_for(classifier: LoadedClassifier) -> SamplingSpec:
 def predict_views(
     classifier: LoadedClassifier,
     instances: pa.Table,
-    dicom_root: str | Path,
+    paths: SourcePaths,
     *,
     run_id: str,
     code_version: str,
@@ -42,7 +42,8 @@ def predict_views(
 ) -> tuple[pa.Table, int]:
     """(`view_predictions` rows for every row of ``instances``, sorted by UID; number of clips newly scored).
 
-    ``instances`` needs sop_instance_uid, file_sha256, relative_path (under ``dicom_root``) and shard. A clip
+    ``instances`` needs sop_instance_uid, file_sha256, relative_path (pseudonymised; ``paths`` finds the file)
+    and shard. A clip
     that cannot be decoded gets a row with null view and probabilities and the reason in ``error``.
     """
     if sorted(classifier.spec.classes) != sorted(VIEWS):
@@ -51,7 +52,7 @@ def predict_views(
     columns = [classifier.spec.classes.index(view) for view in VIEWS]  # network outputs → p_<class> columns
     reusable = _reusable(previous, classifier.classifier_id, code_version)
     lineage = {"classifier_id": classifier.classifier_id, "run_id": run_id, "code_version": code_version}
-    sampling, root = sampling_for(classifier), Path(dicom_root)
+    sampling = sampling_for(classifier)
     rows: list[dict] = []
     pending: list[tuple[dict, ClipSample]] = []
     todo = [r for r in instances.to_pylist() if (r["sop_instance_uid"], r["file_sha256"]) not in reusable]
@@ -71,10 +72,12 @@ def predict_views(
 
     with torch_threads(threads):
         for done, instance in enumerate(todo, start=1):
+            source = paths.locate(instance["relative_path"])
             try:
-                pending.append((instance, load_clip(root / instance["relative_path"], sampling)))
+                pending.append((instance, load_clip(source, sampling)))
             except (DicomDecodeError, IndexError, ValueError) as exc:
-                rows.append({**_ids(instance), "error": f"{type(exc).__name__}: {exc}", **lineage})
+                error = redact(f"{type(exc).__name__}: {exc}", source, instance["relative_path"])
+                rows.append({**_ids(instance), "error": error, **lineage})
             if len(pending) >= batch_clips:
                 flush()
             if progress and (done == len(todo) or done % max(1, len(todo) // _PROGRESS_REPORTS) == 0):

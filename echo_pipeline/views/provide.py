@@ -15,6 +15,7 @@ from typing import Callable
 import pyarrow as pa
 
 from echo_pipeline.errors import InputContractError
+from echo_pipeline.source_paths import SourcePaths
 from echo_pipeline.views.checkpoint import install_classifier, load_classifier, save_classifier, set_current
 from echo_pipeline.views.labels import read_view_labels
 from echo_pipeline.views.model import ModelSpec, torch_threads
@@ -34,7 +35,7 @@ class ProvidedClassifier:
 
 
 def provide_classifier(directory: Path, *, labels_path: Path | None, saved_card: Path | None,
-                       read_instances: Callable[[], pa.Table], dicom_root: Path, spec: ModelSpec,
+                       read_instances: Callable[[], pa.Table], paths: SourcePaths, spec: ModelSpec,
                        train_config: TrainConfig, threads: int | None, run_id: str, code_version: str,
                        progress: Callable[[str], None] | None = None) -> ProvidedClassifier:
     """Train a classifier on ``labels_path`` (the instances read only then), else install ``saved_card``."""
@@ -51,7 +52,7 @@ def provide_classifier(directory: Path, *, labels_path: Path | None, saved_card:
         return ProvidedClassifier(card_path, load_classifier(card_path).card, source=f"saved classifier {saved_card}")
 
     labels = read_view_labels(labels_path)
-    clips, counts = load_labelled_clips(read_instances(), labels, dicom_root, spec, progress=progress)
+    clips, counts = load_labelled_clips(read_instances(), labels, paths, spec, progress=progress)
     started = time.perf_counter()
     with torch_threads(threads):
         result = train_classifier(clips, spec, train_config, progress=progress)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ from torch import nn
 from echo_pipeline.errors import DicomDecodeError, InputContractError
 from echo_pipeline.lr_schedule import lr_at, warmup_length
 from echo_pipeline.schemas import VIEW_TRAINING_CLIPS
+from echo_pipeline.source_paths import SourcePaths
 from echo_pipeline.views import metrics
 from echo_pipeline.views.frames import SamplingSpec, load_clip
 from echo_pipeline.views.model import PIXEL_MEAN, PIXEL_STD, ModelSpec, build_model, clip_probabilities, to_input
@@ -74,7 +74,7 @@ class TrainingResult:
     validation_probability: np.ndarray  # (C,) float64 probability of the predicted class, NaN for training clips
 
 
-def load_labelled_clips(instances: pa.Table, labels: pa.Table, dicom_root: str | Path, spec: ModelSpec,
+def load_labelled_clips(instances: pa.Table, labels: pa.Table, paths: SourcePaths, spec: ModelSpec,
                         progress: Progress | None = None) -> tuple[LabelledClips, dict[str, int]]:
     """Decode the labelled clips found in ``instances`` (dicom_instances rows); returns them with counts:
     labels, labelled clips found among the instances, and those skipped because they could not be decoded."""
@@ -87,7 +87,7 @@ def load_labelled_clips(instances: pa.Table, labels: pa.Table, dicom_root: str |
     matched.sort(key=lambda row: row["sop_instance_uid"])
     for row in matched:
         try:
-            pixels.append(load_clip(Path(dicom_root) / row["relative_path"], sampling).pixels)
+            pixels.append(load_clip(paths.locate(row["relative_path"]), sampling).pixels)
             kept.append(row)
         except (DicomDecodeError, IndexError, ValueError):
             undecodable += 1
