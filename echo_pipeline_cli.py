@@ -55,15 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="write a synthetic echo cohort (DICOM, reports, labels, truth)")
-    synth.add_argument("out_dir", type=Path, help="folder to create; dicom/, reports.csv, view_labels.csv, truth/")
+    synth.add_argument("out_dir", type=Path, help="folder to create; dicom/, reports.csv, events.csv, view_labels.csv, truth/")
     synth.add_argument("--patients", type=int, default=160, help="number of patients (default 160: the demo)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes identical files")
     synth.add_argument("--workers", type=int, default=None, help="processes for rendering (default: all cores)")
+    synth.add_argument("--events-change-nothing", action="store_true",
+                       help="null cohort: write the procedure events but draw every study as if none happened")
 
     run = commands.add_parser("run", help="materialize the asset graph in-process and fill DATA_ROOT/echo.duckdb",
                               epilog=_environment_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--dicom-root", type=Path, required=True, help="folder scanned recursively for DICOM files")
     run.add_argument("--reports", type=Path, required=True, help="reports CSV or Parquet (see docs/input-contract.md)")
+    run.add_argument("--events", type=Path, default=None,
+                     help="optional procedure events CSV/Parquet: patient_id, procedure, event_date "
+                          "(docs/input-contract.md); without it the clinical-change tables stay empty")
     run.add_argument("--view-labels", type=Path, default=None, help="optional CSV/Parquet: sop_instance_uid, view")
     run.add_argument("--view-classifier", type=Path, default=None, metavar="CARD_JSON",
                      help="a saved view classifier's card.json (DATA_ROOT/arrays/view_classifier/<id>/card.json of "
@@ -160,7 +165,8 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.patients < 2:
         raise SystemExit("echo-pipeline synth: --patients must be at least 2")
-    paths = generate_cohort(args.out_dir, patients=args.patients, seed=args.seed, workers=args.workers)
+    paths = generate_cohort(args.out_dir, patients=args.patients, seed=args.seed, workers=args.workers,
+                            events_change_anatomy=not args.events_change_nothing)
     print(f"cohort written to {args.out_dir} (ground truth in {paths.truth_dir})")
     return 0
 
@@ -223,6 +229,7 @@ def _run(args: argparse.Namespace) -> int:
         PipelineSettings.from_env(),
         dicom_root=args.dicom_root,
         reports_path=args.reports,
+        **({"events_path": args.events} if args.events else {}),
         view_labels_path=args.view_labels,
         **({"view_classifier_path": args.view_classifier} if args.view_classifier else {}),
         echonet_dynamic_root=args.echonet_root,
@@ -289,7 +296,7 @@ def materialize_graph(settings, selection: list[str] | None) -> bool:
     instance = _open_instance()
     # Observing first records the inputs' data versions that this run consumes, so the UI later marks as
     # stale exactly what a changed input or code version affects (not everything, for lack of a baseline).
-    print("==> observing inputs (dicom_root, reports_file, view_labels_file)", flush=True)
+    print("==> observing inputs (dicom_root, reports_file, view_labels_file, events_file)", flush=True)
     observed = defs.resolve_job_def("observe_inputs").execute_in_process(
         instance=instance, raise_on_error=False, run_config=_CONSOLE_LOG_INFO)
     if not observed.success:

@@ -1,11 +1,12 @@
 """Stage 8: the trained model of each variant evaluated on the test split (and EchoNet-Dynamic when configured).
 
-One multi-asset per variant writes the five `eval_*` tables (one Parquet partition per variant, so the DuckDB
+One multi-asset per variant writes the six `eval_*` tables (one Parquet partition per variant, so the DuckDB
 views show both variants side by side), the figures under `arrays/eval_plots/<variant>/`, and the headline
 numbers in the UI. What is measured and how: docs/evaluation.md.
 """
 
 import dagster as dg
+import pyarrow.compute as pc
 
 from assets.partitions import MODEL_VARIANTS
 from assets.publishing import publish_catalog, table_metadata
@@ -25,6 +26,8 @@ _DESCRIPTIONS = {
     "eval_regression": "Zero-shot LVEF and PASP: MAE, bias, LVEF AUCs at 50/40/30 %; training-mean baseline.",
     "eval_patient_identification": "Same-patient AUC and mean similarity by pair type (test split clips).",
     "eval_summary": "Table 2 of the paper: one row per variant, model kind and dataset.",
+    "eval_subgroups": "Table 2's metrics per age band, sex, manufacturer and image-quality band (+ CI, n; "
+                      "groups under the minimum n flagged too_small).",
 }
 
 
@@ -67,7 +70,7 @@ def _auc_comparison(table) -> str:
     df = table.to_pandas()
     if df.empty:
         return "_(empty)_"
-    df = df[(df["metric"] == "auc") & df["is_primary"]]
+    df = df[(df["metric"] == "auc") & df["is_primary"] & (df["level"] == "clip")]
     wide = df.assign(model=df["model_kind"] + " " + df["method"]).pivot_table(
         index="task", columns="model", values="value", aggfunc="first")
     return wide.to_markdown(floatfmt=".3f")
@@ -120,8 +123,16 @@ def _results(record: model_variants.ModelRecord, out, pngs: dict):
         **table_metadata("eval_regression", tables["eval_regression"], partitioned=True),
         **_figure_metadata(out.figures, pngs, ["lvef_scatter", "pasp_scatter"]),
     })
+    groups = tables["eval_subgroups"]
+    yield dg.MaterializeResult(asset_key="eval_subgroups", metadata={
+        **common, "dagster/row_count": groups.num_rows,
+        "trained": dg.MetadataValue.md(_md_table(groups.filter(pc.equal(groups["model_kind"], "trained")), [
+            "dimension", "subgroup", "metric", "value", "ci_low", "ci_high", "n_studies", "too_small"])),
+    })
     patients = tables["eval_patient_identification"]
     yield dg.MaterializeResult(asset_key="eval_patient_identification", metadata={
         **common, **table_metadata("eval_patient_identification", patients, partitioned=True),
-        "metrics": dg.MetadataValue.md(_md_table(patients, ["model_kind", "metric", "value", "ci_low", "ci_high", "n"])),
+        "metrics": dg.MetadataValue.md(_md_table(patients, ["model_kind", "level", "metric", "value", "ci_low",
+                                                            "ci_high", "n"])),
+        **_figure_metadata(out.figures, pngs, ["serial_lvef_change"]),
     })

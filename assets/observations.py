@@ -1,8 +1,8 @@
 """The pipeline's inputs as observable source assets, so the UI marks stale exactly what new data made stale.
 
 Observing records a data version per input (echo_pipeline.fingerprints): `dicom_root` per shard (from
-directory entries; no file is opened), `reports_file` and `view_labels_file` from their bytes. Ingestion
-depends on `dicom_root`, the reports on `reports_file`, the view classifier on `view_labels_file`; when an
+directory entries; no file is opened), `reports_file`, `events_file` and `view_labels_file` from their bytes. Ingestion
+depends on `dicom_root`, the reports on `reports_file`, the procedure events on `events_file`, the view classifier on `view_labels_file`; when an
 observation finds a new version, those assets (and only those, with what is downstream of them) show as
 stale. Observe from the UI (select the sources, *Observe sources*) or with the `input_observation` schedule, whose
 new versions the automation (assets/automation.py) acts on.
@@ -47,23 +47,37 @@ def reports_file(pipeline: PipelineResource) -> dg.ObserveResult:
 
 @dg.observable_source_asset(
     group_name=GROUP,
-    description="The view labels file (ECHO_PIPELINE_VIEW_LABELS), when configured. Data version: sha256 of "
-                f"its bytes, or '{fingerprints.NOT_CONFIGURED}'.",
+    description="The procedure events file (ECHO_PIPELINE_EVENTS), when configured. Data version: sha256 of its "
+                f"bytes, or '{fingerprints.NOT_CONFIGURED}'.",
 )
-def view_labels_file(pipeline: PipelineResource) -> dg.ObserveResult:
-    path = pipeline.settings.view_labels_path
+def events_file(pipeline: PipelineResource) -> dg.ObserveResult:
+    return _optional_file(pipeline.settings.events_path, "events", "ECHO_PIPELINE_EVENTS")
+
+
+def _optional_file(path, what: str, variable: str) -> dg.ObserveResult:
+    """The data version of an optional input file: its bytes' sha256, or NOT_CONFIGURED when unset."""
     if path is None:
         return dg.ObserveResult(data_version=dg.DataVersion(fingerprints.NOT_CONFIGURED),
                                 metadata={"path": "(not configured)"})
     if not path.is_file():
-        raise InputContractError(f"view_labels {path}: does not exist; set ECHO_PIPELINE_VIEW_LABELS to the labels "
-                                 "file or unset it (docs/input-contract.md)")
-    return dg.ObserveResult(data_version=dg.DataVersion(fingerprints.file_fingerprint(path, "view_labels")),
+        raise InputContractError(f"{what} {path}: does not exist; set {variable} to the {what} file or unset it "
+                                 "(docs/input-contract.md)")
+    return dg.ObserveResult(data_version=dg.DataVersion(fingerprints.file_fingerprint(path, what)),
                             metadata={"path": str(path), "bytes": path.stat().st_size})
 
 
+@dg.observable_source_asset(
+    group_name=GROUP,
+    description="The view labels file (ECHO_PIPELINE_VIEW_LABELS), when configured. Data version: sha256 of "
+                f"its bytes, or '{fingerprints.NOT_CONFIGURED}'.",
+)
+def view_labels_file(pipeline: PipelineResource) -> dg.ObserveResult:
+    return _optional_file(pipeline.settings.view_labels_path, "view_labels", "ECHO_PIPELINE_VIEW_LABELS")
+
+
 observe_inputs_job = dg.define_asset_job(
-    "observe_inputs", selection=dg.AssetSelection.assets(dicom_root.key, reports_file.key, view_labels_file.key),
+    "observe_inputs", selection=dg.AssetSelection.assets(dicom_root.key, reports_file.key, view_labels_file.key,
+                                                          events_file.key),
     description="Record the inputs' data versions; assets that read a changed input then show as stale.",
 )
 

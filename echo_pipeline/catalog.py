@@ -69,6 +69,25 @@ VIEW_SQL: dict[str, str] = {
         LEFT JOIN {dataset:reports} AS r ON r.report_id = l.report_id
         LEFT JOIN {dataset:report_labels} AS lb ON lb.report_id = l.report_id
     """,
+    # Every eval_clinical_change row back to its events row and the DICOM files of the two studies compared
+    # (the scored study and the reference; their masked A4C clips). An AUC row reaches them through the
+    # similarity rows of its procedure ("all": every procedure) of the same run, model and level.
+    "clinical_change_lineage": """
+        SELECT c.model_id, c.model_kind, c.level, c.metric, c.procedure, c.study_instance_uid AS row_study_uid,
+               c.run_id, s.event_id, e.source_file AS events_file, e.source_row AS events_row,
+               s.study_instance_uid AS scored_study_uid, s.reference_study_uid,
+               d.study_instance_uid, d.sop_instance_uid, d.file_sha256, d.relative_path
+        FROM {dataset:eval_clinical_change} AS c
+        JOIN {dataset:eval_clinical_change} AS s
+          ON s.metric = 'similarity_to_earliest' AND s.run_id = c.run_id AND s.model_id = c.model_id
+         AND s.level = c.level
+         AND ((c.metric = 'similarity_to_earliest' AND s.event_id = c.event_id
+               AND s.study_instance_uid = c.study_instance_uid)
+              OR (c.metric <> 'similarity_to_earliest' AND (c.procedure = 'all' OR s.procedure = c.procedure)))
+        JOIN {dataset:procedure_events} AS e ON e.event_id = s.event_id
+        JOIN dicom_instances AS d ON d.study_instance_uid IN (s.study_instance_uid, s.reference_study_uid)
+        JOIN {dataset:masked_clips} AS m ON m.sop_instance_uid = d.sop_instance_uid
+    """,
 }
 
 #: Datasets stored on disk under another name than the view users query.

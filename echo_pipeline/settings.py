@@ -22,6 +22,7 @@ DEFAULT_DATA_ROOT = Path("data/out")
 ENV_VARS = {
     "dicom_root": "ECHO_PIPELINE_DICOM_ROOT",
     "reports_path": "ECHO_PIPELINE_REPORTS",
+    "events_path": "ECHO_PIPELINE_EVENTS",
     "view_labels_path": "ECHO_PIPELINE_VIEW_LABELS",
     "view_classifier_path": "ECHO_PIPELINE_VIEW_CLASSIFIER",
     "echonet_dynamic_root": "ECHO_PIPELINE_ECHONET_ROOT",
@@ -40,6 +41,7 @@ PRESET_NAMES = tuple(sorted(PRESETS))
 ENV_VAR_HELP = {
     "ECHO_PIPELINE_DICOM_ROOT": "DICOM archive folder (--dicom-root)",
     "ECHO_PIPELINE_REPORTS": "reports CSV or Parquet (--reports)",
+    "ECHO_PIPELINE_EVENTS": "optional procedure events CSV or Parquet (--events)",
     "ECHO_PIPELINE_VIEW_LABELS": "view labels CSV or Parquet (--view-labels)",
     "ECHO_PIPELINE_VIEW_CLASSIFIER": "a saved view classifier's card.json (--view-classifier)",
     "ECHO_PIPELINE_ECHONET_ROOT": "EchoNet-Dynamic folder (--echonet-root)",
@@ -69,6 +71,8 @@ class PipelineSettings:
 
     dicom_root: Path = DEMO_COHORT / "dicom"
     reports_path: Path = DEMO_COHORT / "reports.csv"
+    #: Procedure events (patient, procedure, date) for the clinical-change tables; None = not configured.
+    events_path: Path | None = None
     view_labels_path: Path | None = DEMO_COHORT / "view_labels.csv"
     view_classifier_path: Path | None = None  # a saved view classifier's card.json, used when there are no labels
     echonet_dynamic_root: Path | None = None
@@ -136,6 +140,8 @@ class PipelineSettings:
             raise InputContractError(f"train_epochs {self.train_epochs}: set --epochs / {EPOCHS_ENV_VAR} to 1 or more")
         _require_dir(self.dicom_root, "dicom_root", "--dicom-root / ECHO_PIPELINE_DICOM_ROOT")
         _require_file(self.reports_path, "reports", "--reports / ECHO_PIPELINE_REPORTS")
+        if self.events_path is not None:
+            _require_file(self.events_path, "events", "--events / ECHO_PIPELINE_EVENTS")
         if self.view_labels_path is not None:
             _require_file(self.view_labels_path, "view_labels", "--view-labels / ECHO_PIPELINE_VIEW_LABELS")
         if self.view_classifier_path is not None and not Path(self.view_classifier_path).is_file():

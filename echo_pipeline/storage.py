@@ -105,7 +105,9 @@ class DataRoot:
         files = self.partition_files(dataset)
         if not files:
             return None
-        return pa.concat_tables([pq.read_table(f) for f in files])
+        # Partitions written before a column was added lack it: promote (missing columns read as null), as the
+        # catalog's views do with union_by_name.
+        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
     def has_dataset(self, dataset: str) -> bool:
         return bool(self.partition_files(dataset))

@@ -54,6 +54,7 @@ class PipelineResource(dg.ConfigurableResource):
 
     dicom_root: str
     reports_path: str
+    events_path: str | None = None
     view_labels_path: str | None = None
     view_classifier_path: str | None = None
     echonet_dynamic_root: str | None = None

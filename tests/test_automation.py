@@ -75,7 +75,7 @@ def materialized(instance: dg.DagsterInstance, names, partitions=(None,)) -> Non
 
 
 NIGHTLY_BPE = {"clip_embeddings", "report_embeddings", "video_index", "report_index", "eval_retrieval",
-               "eval_classification", "eval_regression", "eval_patient_identification", "eval_summary"}
+               "eval_classification", "eval_regression", "eval_patient_identification", "eval_summary", "eval_subgroups"}
 
 
 def test_nightly_reembeds_and_reevaluates_only_stale_variants_at_the_nightly_tick(inputs):

@@ -20,7 +20,7 @@ import pyarrow as pa
 from echo_pipeline import catalog, model_variants
 from echo_pipeline.embeddings import model_fingerprint
 from echo_pipeline.errors import EvaluationError
-from echo_pipeline.evaluation import echonet, knn_reports, plots, suite
+from echo_pipeline.evaluation import echonet, knn_reports, plots, subgroups, suite
 from echo_pipeline.evaluation import tables as T
 from echo_pipeline.evaluation.cohort import NEEDED_VIEWS, EvalCohort, read_cohort
 from echo_pipeline.evaluation.knn_and_probe import knn_and_probe_results
@@ -28,6 +28,8 @@ from echo_pipeline.evaluation.model_embeddings import (ModelEncoder, stored_clip
                                                        stored_report_embeddings)
 from echo_pipeline.evaluation.prompt_sets import embed_prompt_sets, primary_strategy, prompt_sets
 from echo_pipeline.evaluation.prompts import DEFAULT_PROMPTS_PATH, PromptsFile, load_prompts
+from echo_pipeline.evaluation.change_plots import serial_change_scatter
+from echo_pipeline.evaluation.study_level import add_study_level
 from echo_pipeline.storage import DataRoot
 from echo_pipeline.training import registry
 from echo_pipeline.upstream import require_tables
@@ -145,10 +147,13 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
                                            embedded["untrained"]),
     }
     results: dict[tuple[str, str], suite.ModelResult] = {}
+    serial = {}
     for kind, emb in model_embeddings.items():
-        progress(f"scoring the {kind} model on {len(cohort.clips)} clips")
+        progress(f"scoring the {kind} model on {len(cohort.clips)} clips and their studies")
         results[(kind, INTERNAL)] = suite.evaluate_model(cohort, emb, prompts, lineages[kind], boot,
                                                          sample_seed=settings.seed, n_pairs=settings.n_pairs)
+        serial[kind] = add_study_level(results[(kind, INTERNAL)], cohort, emb, prompts, lineages[kind], boot,
+                                       sample_seed=settings.seed, n_pairs=settings.n_pairs)
     progress(f"kNN over training reports (k = {settings.knn_k}) and the linear probe")
     for method, result in knn_and_probe_results(data_root, record, con, cohort, vectors, prompts, base, boot,
                                                 k=settings.knn_k, notes=notes).items():
@@ -177,7 +182,13 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
     outputs = _assemble(results, primary_strategy(record.tokenizer), notes)
     outputs.skipped_tasks = [f"{task}: {reason}" for task, reason in prompts.skipped]
     notes += [f"prompt task {line} (skipped)" for line in outputs.skipped_tasks]
+    progress("scoring the subgroups (age band, sex, manufacturer, image quality)")
+    groups = subgroups.subgroup_of(cohort.clips, subgroups.read_attributes(catalog.open_reader(data_root)))
+    outputs.tables[subgroups.TABLE] = subgroups.subgroup_table(subgroups.subgroup_rows(
+        cohort, groups, model_embeddings, lineages, prompts, boot, primary_strategy(record.tokenizer),
+        sample_seed=settings.seed))
     outputs.figures = _figures(results, main_kind(record))
+    outputs.figures["serial_lvef_change"] = serial_change_scatter(serial)
     return outputs
 
 

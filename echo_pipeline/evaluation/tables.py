@@ -64,6 +64,7 @@ class Lineage:
     model_source: str = "trained"
     #: the frame preprocessing the clips went through (`embeddings.preprocessing`).
     preprocessing: str = "model"
+    level: str = "clip"  # clip | study: what one scored row of the cohort is (eval_summary uses clip rows)
 
     def but(self, **changes) -> "Lineage":
         return replace(self, **changes)
@@ -210,6 +211,8 @@ def summary_rows(tables: dict[str, pd.DataFrame], primary_strategy: str) -> list
             mask &= (df[column] == value).to_numpy()
         if "is_primary" in df.columns:
             mask &= df["is_primary"].fillna(False).to_numpy(dtype=bool)
+        if "level" in df.columns:  # Table 2 is the paper's clip-level evaluation
+            mask &= (df["level"] == "clip").to_numpy()
         picked = df[mask].assign(summary_column=name)
         frames.append(picked if "method" in picked.columns else picked.assign(method=ZERO_SHOT))  # retrieval
     if not frames:

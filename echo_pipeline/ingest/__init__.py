@@ -17,7 +17,7 @@ from echo_pipeline.ingest.shard import ShardTables, ingest_shard, merge_shards
 from echo_pipeline.ingest.decoders import decoder_for, supported_transfer_syntaxes
 
 #: Stage code version, recorded on every row; bump it when the rows ingestion writes change.
-CODE_VERSION = "ingest-2"  # 2: invalid_uid, decoded-size budget, unreadable_path; pseudonymised paths and messages
+CODE_VERSION = "ingest-3"  # 2: invalid_uid, decoded-size budget, unreadable_path; pseudonymised paths and messages; 3: age_band, patient_sex
 
 __all__ = [
     "CODE_VERSION",

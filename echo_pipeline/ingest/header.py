@@ -80,6 +80,43 @@ def _study_date(ds: Dataset) -> dt.date | None:
         return None
 
 
+#: PatientAge units (DICOM AS value representation: "nnnD", "nnnW", "nnnM", "nnnY") in years.
+_AGE_UNITS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
+#: Ages at or above this fall in one open band: a rarer exact age would narrow down who the patient is.
+OLDEST_BAND = 90
+
+
+def _age_years(ds: Dataset, study_date: dt.date | None) -> float | None:
+    """The patient's age at the study: PatientAge, else StudyDate − PatientBirthDate (the birth date is read
+    here only and never returned or stored)."""
+    value = text(ds, "PatientAge")
+    if value and len(value) >= 2 and value[:-1].isdigit() and value[-1].upper() in _AGE_UNITS:
+        return int(value[:-1]) * _AGE_UNITS[value[-1].upper()]
+    birth = text(ds, "PatientBirthDate")
+    try:
+        born = dt.datetime.strptime(birth[:8], "%Y%m%d").date() if birth else None
+    except ValueError:
+        return None
+    if born is None or study_date is None or born > study_date:
+        return None
+    return (study_date - born).days / 365.25
+
+
+def age_band(years: float | None) -> str | None:
+    """10-year band of an age ("60-69"); "90+" from OLDEST_BAND; None when unknown."""
+    if years is None:
+        return None
+    if years >= OLDEST_BAND:
+        return f"{OLDEST_BAND}+"
+    low = int(years // 10) * 10
+    return f"{low}-{low + 9}"
+
+
+def _sex(ds: Dataset) -> str | None:
+    value = (text(ds, "PatientSex") or "").upper()
+    return value if value in ("M", "F", "O") else None
+
+
 def _positive_float(ds: Dataset, keyword: str) -> float | None:
     try:
         value = float(ds.get(keyword))
@@ -126,13 +163,18 @@ def instance_fields(ds: Dataset, key: bytes) -> dict[str, Any]:
         accession_key = pseudonymise(text(ds, "AccessionNumber"), key, "accession")
     rate, rate_source = frame_rate(ds)
     region = region_bounds(ds) or (None, None, None, None)
+    study_date = _study_date(ds)
+    with quiet_values():
+        band = age_band(_age_years(ds, study_date))
     return {
         "sop_instance_uid": text(ds, "SOPInstanceUID"),
         "series_instance_uid": text(ds, "SeriesInstanceUID"),
         "study_instance_uid": text(ds, "StudyInstanceUID"),
         "patient_key": patient_key,
         "accession_key": accession_key,
-        "study_date": _study_date(ds),
+        "study_date": study_date,
+        "age_band": band,
+        "patient_sex": _sex(ds),
         "modality": text(ds, "Modality"),
         "sop_class_uid": text(ds, "SOPClassUID"),
         "manufacturer": text(ds, "Manufacturer"),

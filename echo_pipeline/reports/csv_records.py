@@ -45,6 +45,7 @@ class CsvRecords:
     header: list[str]
     rows: list[tuple[int, list[str]]] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)  # {"source_row", "reason", "message"}
+    line_of: dict[int, int] = field(default_factory=dict)  # source_row → its first (1-based) line in the file
 
 
 class CsvHeaderError(ValueError):
@@ -66,6 +67,7 @@ def read_csv_records(path: Path) -> CsvRecords:
     normalised_header = [_normal(name) for name in header]
     result = CsvRecords(header)
     for source_row, (line, _, fields, problem) in enumerate(_records(lines, end, len(header))):
+        result.line_of[source_row] = line
         if problem is None and [_normal(value) for value in fields] == normalised_header:
             problem = ("repeated_header", "a copy of the header row")
         if problem is not None:

@@ -15,18 +15,19 @@ that the row's own patient id and accession number, and any "MRN: ..." field, ar
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 
 from echo_pipeline.errors import InputContractError
 from echo_pipeline.privacy import pseudonymise
 from echo_pipeline.reports.csv_records import REASONS as CSV_REASONS
-from echo_pipeline.reports.csv_records import CsvHeaderError, read_csv_records
+from echo_pipeline.reports.input_file import is_missing as _is_missing
+from echo_pipeline.reports.input_file import load_rows
+from echo_pipeline.reports.input_file import parse_date as _parse_date
+from echo_pipeline.reports.input_file import text_value as _text
 from echo_pipeline.schemas import REPORT_QUARANTINE, REPORTS
 
 TEXT_COLUMN = "report_text"
@@ -79,45 +80,8 @@ def derived_report_id(report_text: str, source_row: int) -> str:
 
 def _load(path: Path) -> tuple[list[str], list[tuple[int, dict]], list[dict]]:
     """(normalised column names, (source_row, row by normalised name) per row, rows rejected while reading)."""
-    if not path.exists():
-        raise InputContractError(f"reports {path}: does not exist; {_HOW_TO_FIX}")
-    if not path.is_file():
-        raise InputContractError(f"reports {path}: is a directory, expected a CSV or Parquet file; {_HOW_TO_FIX}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            # Everything as text: ids such as "000123" must not lose their leading zeros to type inference.
-            records = read_csv_records(path)
-            columns = _normalised_columns(records.header, path)
-            rows = [(source_row, dict(zip(columns, values))) for source_row, values in records.rows]
-            return columns, rows, records.rejected
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            raise InputContractError(f"reports {path}: unsupported extension {path.suffix!r}; provide .csv or .parquet")
-    except InputContractError:
-        raise
-    except (CsvHeaderError, OSError, ValueError, pa.ArrowException) as exc:
-        raise InputContractError(
-            f"reports {path}: cannot be read as {suffix.lstrip('.')} ({type(exc).__name__}: {exc}); "
-            f"check that it is a UTF-8 CSV with a header row or a valid Parquet file; {_HOW_TO_FIX}"
-        ) from exc
-    columns = _normalised_columns([str(c) for c in frame.columns], path)
-    return columns, list(enumerate(dict(zip(columns, row.values())) for row in frame.to_dict("records"))), []
-
-
-def _normalised_columns(names: list[str], path: Path) -> list[str]:
-    """Column names stripped and lower-cased; InputContractError when two of them become one."""
-    seen: dict[str, str] = {}
-    for name in names:
-        normal = name.strip().lower()
-        if normal in seen:
-            raise InputContractError(
-                f"reports {path}: columns {seen[normal]!r} and {name!r} both read as {normal!r} (names are matched "
-                "without case and surrounding spaces); rename or drop one of them"
-            )
-        seen[normal] = name
-    return list(seen)
+    rows = load_rows(path, "reports", _HOW_TO_FIX)
+    return rows.columns, rows.rows, rows.rejected
 
 
 def _check_columns(columns: list[str], path: Path) -> None:
@@ -200,40 +164,3 @@ def _resolve_duplicate_ids(rows: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def _content(row: dict) -> tuple:
     return row["report_text"], row["accession_key"], row["study_instance_uid"], row["patient_key"], row["study_date"]
-
-
-def _is_missing(value) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _text(value) -> str | None:
-    """A key as stripped text; numbers read from Parquet lose a spurious '.0'; blanks become None."""
-    if _is_missing(value):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
-
-
-def _parse_date(value) -> dt.date | None:
-    if _is_missing(value):
-        return None
-    if isinstance(value, (pd.Timestamp, dt.datetime)):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    text = str(value).strip()
-    if not text:
-        return None
-    for fmt in ("%Y-%m-%d", "%Y%m%d"):
-        try:
-            return dt.datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(text)

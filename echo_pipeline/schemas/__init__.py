@@ -52,6 +52,10 @@ from echo_pipeline.schemas.embeddings import (  # noqa: F401
 )
 from echo_pipeline.schemas.studies import (  # noqa: F401
     STUDY_EMBEDDINGS,
+    PROCEDURE_EVENTS,
+    EVENT_QUARANTINE,
+    EVAL_CLINICAL_CHANGE,
+    EVAL_SUBGROUPS,
 )
 from echo_pipeline.schemas.evaluation import (  # noqa: F401
     EVAL_RETRIEVAL,
@@ -89,6 +93,8 @@ TABLES: dict[str, pa.Schema] = {
     "clip_embeddings": CLIP_EMBEDDINGS,
     "report_embeddings": REPORT_EMBEDDINGS,
     "study_embeddings": STUDY_EMBEDDINGS,
+    "procedure_events": PROCEDURE_EVENTS,
+    "event_quarantine": EVENT_QUARANTINE,
     "bpe_tokens": BPE_TOKENS,
     "template_tokens": TEMPLATE_TOKENS,
     "template_unknown_sentences": TEMPLATE_UNKNOWN_SENTENCES,
@@ -107,4 +113,6 @@ TABLES: dict[str, pa.Schema] = {
     "embedding_umap": EMBEDDING_UMAP,
     "prompt_saliency": PROMPT_SALIENCY,
     "study_reports": STUDY_REPORTS,
+    "eval_clinical_change": EVAL_CLINICAL_CHANGE,
+    "eval_subgroups": EVAL_SUBGROUPS,
 }

@@ -17,6 +17,9 @@ _EVAL_LINEAGE = [
     pa.field("model_source", pa.string(), nullable=False),  # trained | pretrained:<name> | untrained | training_mean
     pa.field("preprocessing", pa.string(), nullable=False),  # model | published_crop (frame preprocessing)
 ]
+#: clip: scored per clip (retrieval: one random clip per study, the paper's primary row); study: per study
+#: embedding (the normalised mean of its A4C clips, as in `study_embeddings`).
+_EVAL_LEVEL = [pa.field("level", pa.string(), nullable=False)]
 _EVAL_METRIC = [
     pa.field("metric", pa.string(), nullable=False),
     pa.field("value", pa.float64()),  # NaN when undefined (e.g. an AUC with one class)
@@ -39,6 +42,7 @@ _EVAL_PROMPTS_FILE = [pa.field("prompts_version", pa.string(), nullable=False),
 
 EVAL_RETRIEVAL = pa.schema(
     _EVAL_LINEAGE
+    + _EVAL_LEVEL
     + [pa.field("direction", pa.string(), nullable=False)]  # image_to_report | report_to_image | both
     + _EVAL_METRIC
     + [
@@ -51,6 +55,7 @@ EVAL_RETRIEVAL = pa.schema(
 
 EVAL_CLASSIFICATION = pa.schema(
     _EVAL_LINEAGE
+    + _EVAL_LEVEL
     + _EVAL_PROMPTS
     + [_EVAL_METHOD, pa.field("score_definition", pa.string(), nullable=False)]
     + _EVAL_METRIC
@@ -66,6 +71,7 @@ EVAL_CLASSIFICATION = pa.schema(
 
 EVAL_REGRESSION = pa.schema(
     _EVAL_LINEAGE
+    + _EVAL_LEVEL
     + _EVAL_PROMPTS
     + [_EVAL_METHOD, pa.field("method_definition", pa.string(), nullable=False)]  # how, in words
     + _EVAL_METRIC
@@ -80,6 +86,7 @@ EVAL_REGRESSION = pa.schema(
 
 EVAL_PATIENT_IDENTIFICATION = pa.schema(
     _EVAL_LINEAGE
+    + _EVAL_LEVEL
     + _EVAL_METRIC
     + [
         pa.field("n", pa.int64(), nullable=False),  # pairs behind the row

@@ -19,6 +19,8 @@ DICOM_INSTANCES = pa.schema(
         pa.field("patient_key", pa.string()),  # keyed hash of PatientID, never the raw id
         pa.field("accession_key", pa.string()),  # keyed hash of AccessionNumber
         pa.field("study_date", pa.date32()),
+        pa.field("age_band", pa.string()),  # 10-year band at the study ("60-69", "90+"); never the birth date
+        pa.field("patient_sex", pa.string()),  # PatientSex: M | F | O, else null
         pa.field("modality", pa.string()),
         pa.field("sop_class_uid", pa.string()),
         pa.field("manufacturer", pa.string()),

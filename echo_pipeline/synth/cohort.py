@@ -3,7 +3,7 @@
 Layout (docs/synthetic-cohort.md, contract in the project notes):
 
     OUT_DIR/dicom/<patient dir>/<study dir>/<file>   clips + broken files
-    OUT_DIR/reports.csv, OUT_DIR/view_labels.csv
+    OUT_DIR/reports.csv, OUT_DIR/view_labels.csv, OUT_DIR/events.csv (procedure events)
     OUT_DIR/truth/{patients,studies,clips,reports,files}.parquet, OUT_DIR/truth/masks/<sop uid>.png
 
 The same (patients, seed) writes byte-identical files whatever the number of worker processes.
@@ -27,6 +27,7 @@ from echo_pipeline.errors import InputContractError
 from echo_pipeline.schemas import SYNTH_TRUTH_TABLES
 from echo_pipeline.synth.broken_files import write_broken_files
 from echo_pipeline.synth.dicom_writer import image_dataset, save
+from echo_pipeline.synth.events import events_csv_rows
 from echo_pipeline.synth.physiology import VENDORS, child_rng
 from echo_pipeline.synth.plan import ClipTask, CohortPlan, plan_cohort
 from echo_pipeline.synth.render import colour_box, render_clip
@@ -46,6 +47,10 @@ class CohortPaths:
     @property
     def reports_csv(self) -> Path:
         return self.root / "reports.csv"
+
+    @property
+    def events_csv(self) -> Path:
+        return self.root / "events.csv"
 
     @property
     def view_labels_csv(self) -> Path:
@@ -123,11 +128,13 @@ def _write_table(rows: list[dict] | pd.DataFrame, name: str, path: Path) -> None
 
 
 def generate_cohort(
-    out_dir: Path, patients: int, seed: int, *, workers: int | None = None, progress: bool = True
+    out_dir: Path, patients: int, seed: int, *, workers: int | None = None, progress: bool = True,
+    events_change_anatomy: bool = True,
 ) -> CohortPaths:
     """Write a cohort of ``patients`` patients (1-3 studies each, ~5-6 clips per study) into ``out_dir``.
 
-    ``out_dir`` must be absent or empty. ``workers``: rendering processes (default: all cores; 1 = in this
+    ``out_dir`` must be absent or empty. ``events_change_anatomy`` False writes the null cohort: the same
+    procedure events, but studies after them drawn as if nothing had happened. ``workers``: rendering processes (default: all cores; 1 = in this
     process). Deterministic: the same (patients, seed) gives byte-identical files and truth.
     """
     root = Path(out_dir)
@@ -140,7 +147,7 @@ def generate_cohort(
         raise InputContractError(f"{root}: a cohort needs at least one patient, got patients={patients}.")
     paths = CohortPaths(root)
     (paths.truth_dir / "masks").mkdir(parents=True, exist_ok=True)
-    plan = plan_cohort(patients, seed)
+    plan = plan_cohort(patients, seed, events_change_anatomy=events_change_anatomy)
     _render_all(plan, root, workers if workers is not None else (os.cpu_count() or 2), progress)
 
     files = [{"relative_path": t.relative_path, "expected": "ingested", "duplicate_of": None,
@@ -149,6 +156,8 @@ def generate_cohort(
     reports_csv, reports_truth = build_reports(seed, plan.patients, plan.studies)
     reports_csv.to_csv(paths.reports_csv, index=False)
     _view_labels(seed, plan).to_csv(paths.view_labels_csv, index=False)
+    pd.DataFrame([events_csv_rows(e["patient"], e["event"]) for e in plan.events],
+                 columns=["patient_id", "procedure", "event_date"]).to_csv(paths.events_csv, index=False)
 
     studies = [dict(s, manufacturer=VENDORS[s["vendor"]].manufacturer) for s in plan.studies]
     _write_table(plan.patients, "patients", paths.truth("patients"))

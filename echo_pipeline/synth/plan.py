@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from echo_pipeline.synth.anatomy import HeartParams
 from echo_pipeline.synth.dicom_writer import PHOTOMETRIC, TRANSFER_SYNTAX
+from echo_pipeline.synth.events import patient_with_event, sample_event, study_after_event
 from echo_pipeline.synth.physiology import (
     STORAGE_KINDS,
     VENDORS,
@@ -53,6 +54,7 @@ class CohortPlan:
     studies: list[dict] = field(default_factory=list)  # rows of studies.parquet plus drawing-only keys
     tasks: list[ClipTask] = field(default_factory=list)
     study_dirs: dict[str, str] = field(default_factory=dict)  # study uid -> its folder under dicom/
+    events: list[dict] = field(default_factory=list)  # (patient, event) of patients with a procedure
 
 
 def _hex(seed: int, *keys) -> str:
@@ -198,15 +200,22 @@ def _ensure_coverage(tasks: list[ClipTask]) -> list[ClipTask]:
     return tasks
 
 
-def plan_cohort(patients: int, seed: int) -> CohortPlan:
-    """Sample ``patients`` patients with 1-3 studies each and plan every clip."""
+def plan_cohort(patients: int, seed: int, *, events_change_anatomy: bool = True) -> CohortPlan:
+    """Sample ``patients`` patients with 1-3 studies each and plan every clip. Patients with a procedure event
+    (synth.events) have three studies around it, changed by it unless ``events_change_anatomy`` is False."""
     plan = CohortPlan()
     for i in range(patients):
         patient = sample_patient(seed, i)
+        event = sample_event(seed, patient)
+        if event is not None:
+            patient = patient_with_event(patient, event, events_change_anatomy)
+            plan.events.append({"patient": patient, "event": event})
         plan.patients.append(patient)
         patient_dir = _hex(seed, "patient-dir", i)
-        for j, date in enumerate(study_dates(seed, patient)):
+        for j, date in enumerate(event["study_dates"] if event else study_dates(seed, patient)):
             study = sample_study(seed, patient, j, date)
+            if event is not None:
+                study = study_after_event(seed, patient, j, study, event, events_change_anatomy)
             plan.studies.append(study)
             study_dir = f"{patient_dir}/{_hex(seed, 'study-dir', i, j)[:6]}"
             plan.study_dirs[study["study_instance_uid"]] = study_dir
