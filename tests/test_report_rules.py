@@ -92,10 +92,10 @@ def _reports(texts: dict[str, str]) -> tuple[pa.Table, pa.Table]:
     lineage = {"run_id": "r", "code_version": "c"}
     reports = pa.Table.from_pylist([
         {"report_id": rid, "source_file": "reports.csv", "source_row": i, "study_instance_uid": f"1.2.{i}",
-         "patient_key": f"pat{i}", "report_text": text, **lineage} for i, (rid, text) in enumerate(texts.items())
+         "patient_key": f"pat_{i:020x}", "report_text": text, **lineage} for i, (rid, text) in enumerate(texts.items())
     ], schema=REPORTS)
     links = pa.Table.from_pylist([
-        {"report_id": rid, "study_instance_uid": f"1.2.{i}", "patient_key": f"pat{i}",
+        {"report_id": rid, "study_instance_uid": f"1.2.{i}", "patient_key": f"pat_{i:020x}",
          "link_method": "study_instance_uid", "candidate_count": 1, **lineage} for i, rid in enumerate(texts)
     ], schema=REPORT_LINKS)
     return reports, links

@@ -11,7 +11,7 @@ from echo_pipeline.storage import DataRoot, atomic_path
 
 def _write_splits(root: DataRoot, partition: str, studies: list[str]) -> None:
     n = len(studies)
-    root.write_table("splits", pa.table({"study_instance_uid": studies, "patient_key": ["p"] * n,
+    root.write_table("splits", pa.table({"study_instance_uid": studies, "patient_key": ["pat_" + "0" * 20] * n,
                                          "split": ["train"] * n, "run_id": ["r"] * n, "code_version": ["c"] * n}),
                      partition)
 

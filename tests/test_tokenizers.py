@@ -444,8 +444,14 @@ def test_template_unknown_sentences_asset_publishes_the_table_and_top_shapes(cor
     from resources import PipelineResource
 
     store = DataRoot(tmp_path / "data")
-    ids, texts = [r["report_id"] for r in corpus] + ["zz-a"], [r["text"] for r in corpus] + [NOVEL.format("1.5")]
-    patients = [r["patient"] for r in corpus] + ["MRN-new"]
+    from echo_pipeline.reports.reading import redact_identifiers
+
+    # As the reports stage stores them: MRN fields redacted (DataRoot refuses a table that still holds one).
+    ids = [r["report_id"] for r in corpus] + ["zz-a"]
+    texts = [redact_identifiers(r["text"], None, None) for r in corpus] + [NOVEL.format("1.5")]
+    from echo_pipeline.privacy import pseudonymise
+
+    patients = [pseudonymise(p, b"test-key", "patient") for p in [r["patient"] for r in corpus] + ["MRN-new"]]
     splits = [r["split"] for r in corpus] + ["test"]
     store.write_table("reports", _declared("reports", report_id=ids, report_text=texts, source_row=range(len(ids)),
                                            source_file=["r.csv"] * len(ids)))

@@ -149,7 +149,7 @@ def test_core_steps_run_without_dagster(cohort, run, tmp_path):
     store, shard = run["store"], SHARDS.get_partition_keys()[0]
     card = views.current_card_path(store.array_dir("view_classifier"))
     common = dict(read_instances=lambda: pytest.fail("a saved classifier needs no instances"),
-                  dicom_root=cohort.dicom_root, spec=views.ModelSpec(), train_config=views.TrainConfig(),
+                  paths=SourcePaths.unmapped(cohort.dicom_root), spec=views.ModelSpec(), train_config=views.TrainConfig(),
                   threads=1, run_id="r", code_version=views.CODE_VERSION)
     provided = provide_classifier(tmp_path / "cls", labels_path=None, saved_card=card, **common)
     assert provided.training_clips is None and str(card) in provided.source
