@@ -1,4 +1,4 @@
-"""The `echo-pipeline` command: synth, run, search, explain (PromptCAM), report (a study's read) and sql.
+"""The `echo-pipeline` command: synth, run, search, explain (PromptCAM), report (a study's read), sql and source-path.
 
 This module sits on top of everything (core ← assets ← definitions ← here), which is why it, and not
 `echo_pipeline/`, may start Dagster runs.

@@ -40,9 +40,7 @@ def dicom_root(context, pipeline: PipelineResource) -> dg.DataVersionsByPartitio
     description="The reports file (ECHO_PIPELINE_REPORTS). Data version: sha256 of its bytes.",
 )
 def reports_file(pipeline: PipelineResource) -> dg.ObserveResult:
-    path = pipeline.settings.reports_path
-    return dg.ObserveResult(data_version=dg.DataVersion(fingerprints.file_fingerprint(path, "reports")),
-                            metadata={"path": str(path), "bytes": path.stat().st_size})
+    return _file_version(pipeline.settings.reports_path, "reports")
 
 
 @dg.observable_source_asset(
@@ -62,6 +60,11 @@ def _optional_file(path, what: str, variable: str) -> dg.ObserveResult:
     if not path.is_file():
         raise InputContractError(f"{what} {path}: does not exist; set {variable} to the {what} file or unset it "
                                  "(docs/input-contract.md)")
+    return _file_version(path, what)
+
+
+def _file_version(path, what: str) -> dg.ObserveResult:
+    """An input file's data version: the sha256 of its bytes."""
     return dg.ObserveResult(data_version=dg.DataVersion(fingerprints.file_fingerprint(path, what)),
                             metadata={"path": str(path), "bytes": path.stat().st_size})
 
