@@ -309,3 +309,16 @@ def test_crlf_and_cr_line_ends_and_a_bom_read_like_lf(tmp_path):
         got = read_csv_text(tmp_path, text, name)[0]
         assert [{k: v for k, v in r.items() if k != "source_file"} for r in got] == \
             [{k: v for k, v in r.items() if k != "source_file"} for r in expected], name
+
+
+def test_figure_names_from_a_prompts_file_cannot_leave_the_data_root(tmp_path):
+    """Evaluation figures are named after prompt-file tasks, which a site's (or a published) prompts file sets."""
+    from echo_pipeline.errors import UnsafePathError
+    from echo_pipeline.evaluation.figure_files import save_figures
+    from echo_pipeline.storage import DataRoot
+
+    store = DataRoot(tmp_path / "data")
+    assert save_figures(store, "bpe", {"roc_pacemaker": b"png"})["roc_pacemaker"].is_file()
+    with pytest.raises(UnsafePathError):
+        save_figures(store, "bpe", {"../../../../escaped": b"png"})
+    assert not any(p.name.startswith("escaped") for p in tmp_path.rglob("*"))
