@@ -19,7 +19,9 @@ from echo_pipeline.evaluation.run import EvalSettings, evaluate_variant
 from resources import PipelineResource
 
 GROUP = "evaluation"
-_DEPS = ["clip_model", "clip_embeddings", "report_embeddings", "report_labels", "splits", "template_vocabulary"]
+# report_index: the knn_reports rows search it (evaluation/knn_reports.py)
+_DEPS = ["clip_model", "clip_embeddings", "report_embeddings", "report_index", "report_labels", "splits",
+         "template_vocabulary"]
 _DESCRIPTIONS = {
     "eval_retrieval": "Image↔report retrieval on the test split: mean/median rank, recall@1/5/10, MCMRR (+95 % CI).",
     "eval_classification": "Zero-shot binary tasks: AUC, sensitivity/specificity at Youden's index, prevalence.",

@@ -298,6 +298,7 @@ def build_data_root(root, rng) -> tuple:
     from echo_pipeline.embeddings import ClipEmbedder, ClipItem, EmbeddingStore, embed_reports
     from echo_pipeline.privacy import pseudonymise
     from echo_pipeline.privacy import pseudonymise_path
+    from echo_pipeline.search import build_index
     from echo_pipeline.storage import DataRoot
     from echo_pipeline.tokenizers import BpeTokenizer
     from echo_pipeline import model_variants
@@ -347,6 +348,8 @@ def build_data_root(root, rng) -> tuple:
     texts = embed_reports(model, tokenizer, [(r["report_id"], r["report_text"]) for r in reports],
                           tokenizer.evaluation_texts)
     EmbeddingStore(store, "report_embeddings", record.model_id).append("bpe", texts, run_id="e", code_version="t")
+    build_index(model_variants.index_dir(store, model_variants.REPORT_INDEX, "bpe"), texts.embeddings, texts.ids,
+                content="reports", model_id=record.model_id)  # what report_index writes; kNN reports search it
     return store, record
 
 
@@ -410,6 +413,11 @@ def test_asset_writes_every_table_with_references_echonet_and_figures(tmp_path):
     untrained_ids = {i for (i,) in con.execute("SELECT DISTINCT model_id FROM eval_retrieval "
                                                "WHERE model_kind = 'untrained'").fetchall()}
     assert len(untrained_ids) == 1 and untrained_ids.pop().startswith("untrained:echo-tiny:sha256:")
+    # kNN reports: the 4 training reports (LVEF 68-86) of the 14 the report index holds, found in that index
+    assert dg.AssetKey("report_index") in evaluation_tables.asset_deps[dg.AssetKey("eval_regression")]
+    knn = con.execute("SELECT method_definition, value FROM eval_regression WHERE method = 'knn_reports' AND "
+                      "task = 'lvef' AND metric = 'mae' AND dataset = 'internal'").fetchall()
+    assert len(knn) == 1 and "4 training reports nearest the clip embedding in the report index (flat)" in knn[0][0]
 
     plots_dir = store.path / "arrays" / "eval_plots" / "bpe"
     assert {p.name for p in plots_dir.glob("*.png")} >= {"roc_internal.png", "lvef_scatter.png", "retrieval_ranks.png"}

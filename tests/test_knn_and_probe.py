@@ -1,4 +1,5 @@
-"""kNN over training reports and the linear probe: exact neighbours, the weighting rule, and their eval rows."""
+"""kNN over training reports and the linear probe: neighbours from a real report index (flat and IVF, built by
+the project's own `build_index`) restricted to the training reports, the weighting rule, and their eval rows."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from echo_pipeline import model_variants
 from echo_pipeline.errors import EvaluationError
 from echo_pipeline.evaluation import tables as T
-from echo_pipeline.evaluation.knn_and_probe import (KNN, PROBE, LabelledVectors, knn_predictions, method_rows,
-                                                    probe_predictions)
-from echo_pipeline.evaluation.knn_reports import Neighbours, nearest_reports, weighted_label
+from echo_pipeline.evaluation.knn_and_probe import (KNN, PROBE, LabelledVectors, TrainingReports, knn_predictions,
+                                                    method_rows, probe_predictions, training_reports)
+from echo_pipeline.evaluation.knn_reports import Neighbours, nearest_reports, open_report_index, weighted_label
 from echo_pipeline.schemas import REPORT_LABEL_NAMES, TABLES
+from echo_pipeline.search import IndexConfig, build_index, load_index, recall_at_k
+from echo_pipeline.storage import DataRoot
 from test_eval_tables import BOOT, LINEAGE, PROMPTS, make_cohort
 
 
@@ -19,18 +23,95 @@ def _unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def test_nearest_reports_are_the_exact_top_k_best_first_ties_by_row():
+def _report_index(directory, vectors, ids, kind="flat", **config):
+    build_index(directory, vectors, ids, content="reports", model_id="m", config=IndexConfig(kind=kind, **config))
+    return load_index(directory)
+
+
+def _exact(clips, reports, allowed_rows, k):
+    """Exact top-k over the allowed rows by NumPy: positions in ``allowed_rows``, best first."""
+    sims = _unit(clips) @ _unit(reports[allowed_rows]).T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(sims, order, axis=1)
+
+
+def test_flat_index_gives_the_exact_top_k_of_the_allowed_reports_only(tmp_path):
     rng = np.random.default_rng(0)
-    clips, reports = _unit(rng.normal(size=(37, 8))), _unit(rng.normal(size=(90, 8)))
-    found = nearest_reports(clips, reports, k=5, chunk=10)  # several chunks
-    expected = np.argsort(-(clips @ reports.T), axis=1, kind="stable")[:, :5]
-    np.testing.assert_array_equal(found.index, expected)
-    assert (np.diff(found.similarity, axis=1) <= 0).all()
-    tied = nearest_reports(np.ones((1, 2)) / np.sqrt(2), np.tile([[1.0, 0.0]], (4, 1)), k=3)
-    assert tied.index.tolist() == [[0, 1, 2]]
-    assert nearest_reports(clips, reports[:3], k=50).index.shape == (37, 3)  # k capped at the reports there are
-    with pytest.raises(EvaluationError, match="report_embeddings"):
-        nearest_reports(clips, reports[:0], k=5)
+    reports, clips = _unit(rng.normal(size=(90, 8))), _unit(rng.normal(size=(37, 8)))
+    ids = [f"r{i:03d}" for i in range(90)]
+    loaded = _report_index(tmp_path / "flat", reports, ids)
+    allowed_rows = rng.permutation(90)[:55]  # "training" reports, in an order unlike the index's rows
+    allowed = [ids[r] for r in allowed_rows]
+    found = nearest_reports(loaded, allowed, clips, k=5)
+    order, sims = _exact(clips, reports, allowed_rows, 5)
+    np.testing.assert_array_equal(found.index, order)  # positions in `allowed`, mapped by report id
+    np.testing.assert_allclose(found.similarity, sims, atol=1e-5)
+    assert {allowed[j] for j in found.index.ravel()} <= set(allowed)
+    # a clip equal to a held-out report does not get that report back
+    held_out = sorted(set(range(90)) - set(allowed_rows.tolist()))
+    own = nearest_reports(loaded, allowed, reports[held_out], k=3)
+    assert not {allowed[j] for j in own.index.ravel()} & {ids[r] for r in held_out}
+    assert (own.similarity[:, 0] < 0.999).all()
+    assert nearest_reports(loaded, allowed[:3], clips, k=50).index.shape == (37, 3)  # k capped at the allowed
+    with pytest.raises(EvaluationError, match="at least one"):
+        nearest_reports(loaded, allowed, clips, k=0)
+    with pytest.raises(EvaluationError, match="report_index"):
+        nearest_reports(loaded, [], clips, k=5)
+    with pytest.raises(EvaluationError, match="not in the report index"):
+        nearest_reports(loaded, ["unknown"], clips, k=5)
+    with pytest.raises(EvaluationError, match="dimension"):
+        nearest_reports(loaded, allowed, clips[:, :4], k=5)
+
+
+def test_ivf_index_agrees_with_the_exact_search_and_never_leaves_the_allowed_reports(tmp_path):
+    rng = np.random.default_rng(1)
+    centres = _unit(rng.normal(size=(20, 16)))  # clustered, as embeddings are: IVF lists mean something
+    reports = _unit(centres[rng.integers(0, 20, 2000)] + 0.4 * rng.normal(size=(2000, 16)))
+    clips = _unit(centres[rng.integers(0, 20, 200)] + 0.4 * rng.normal(size=(200, 16)))
+    ids = [f"r{i:04d}" for i in range(2000)]
+    loaded = _report_index(tmp_path / "ivf", reports, ids, kind="ivf")  # the default nprobe, 16 of 45 lists
+    assert loaded.manifest["build_params"] == {"nlist": 45, "nprobe": 16, "train_points": 2000, "seed": 0}
+    allowed_rows = np.sort(rng.permutation(2000)[:1400])
+    allowed = [ids[r] for r in allowed_rows]
+    order, _ = _exact(clips, reports, allowed_rows, 10)
+
+    def recall(found):
+        return np.mean([len(set(f) & set(o)) / 10 for f, o in zip(found.index.tolist(), order.tolist())])
+
+    found = nearest_reports(loaded, allowed, clips, k=10)
+    unrestricted = recall_at_k(loaded.index, reports.astype(np.float32), clips.astype(np.float32), 10)
+    assert recall(found) > 0.9 and recall(found) >= unrestricted - 0.05, (recall(found), unrestricted)
+    assert (np.diff(found.similarity, axis=1) <= 1e-6).all()
+    every_list = load_index(tmp_path / "ivf", nprobe=45)  # exhaustive: exactly the exact search
+    assert recall(nearest_reports(every_list, allowed, clips, k=10)) == 1.0
+    # few allowed reports, one list probed: most lists hold none, so the search widens until it finds k
+    narrow = _report_index(tmp_path / "narrow", reports, ids, kind="ivf", nprobe=1)
+    few_rows = rng.permutation(2000)[:12]
+    few = nearest_reports(narrow, [ids[r] for r in few_rows], clips, k=5)
+    assert few.index.shape == (200, 5) and (few.index >= 0).all() and (few.index < 12).all()
+    assert all(len(set(row)) == 5 for row in few.index.tolist())
+    sims = clips @ reports[few_rows].T
+    np.testing.assert_allclose(few.similarity, np.take_along_axis(sims, few.index, axis=1), atol=1e-5)
+
+
+def test_training_reports_come_from_the_variants_report_index_or_fail_naming_it(tmp_path):
+    store = DataRoot(tmp_path / "out")
+    record = model_variants.ModelRecord("bpe", "sha256:x", "echo-tiny", "bpe", "ckpt", "run", None, 1, 1.0, 1, 8,
+                                        "train-run", "t")
+    train = pd.DataFrame({"report_id": ["a", "b", "c"], "lvef": [50.0, 60.0, 70.0]})
+    with pytest.raises(EvaluationError, match=r"materialise report_index\[bpe\] first"):
+        training_reports(store, record, train)
+    directory = model_variants.index_dir(store, model_variants.REPORT_INDEX, "bpe")
+    rng = np.random.default_rng(2)
+    build_index(directory, rng.normal(size=(4, 8)), ["c", "a", "test-1", "x"], content="reports",
+                model_id="another model")
+    with pytest.raises(EvaluationError, match=r"materialise report_index\[bpe\] again"):
+        open_report_index(store, record)
+    build_index(directory, rng.normal(size=(4, 8)), ["c", "a", "test-1", "x"], content="reports",
+                model_id=record.model_id)
+    reports = training_reports(store, record, train)
+    assert reports.ids == ["a", "c"]  # "b" has no vector in the index; "test-1" is not a training report
+    assert reports.labels["lvef"].tolist() == [50.0, 70.0]  # labels row-aligned with ids, by report id
 
 
 def test_weighted_label_weights_by_similarity_skips_unstated_and_ignores_negative_cosines():
@@ -46,8 +127,9 @@ def test_weighted_label_weights_by_similarity_skips_unstated_and_ignores_negativ
     assert votes[0] == pytest.approx(0.6)
 
 
-def _report_space(cohort, n_reports: int = 40, seed: int = 0):
-    """Training reports whose embeddings encode their LVEF and pacemaker labels; clips encode their own."""
+def _report_space(cohort, directory, n_reports: int = 40, seed: int = 0):
+    """Training reports whose embeddings encode their LVEF and pacemaker labels, in a report index that also
+    holds each clip's own (test) report with the clip's very vector; clips encode their own labels."""
     rng = np.random.default_rng(seed)
 
     def embed(lvef, pacemaker):
@@ -58,16 +140,21 @@ def _report_space(cohort, n_reports: int = 40, seed: int = 0):
     pacemaker = rng.random(n_reports) < 0.5
     labels = pd.DataFrame([{name: None for name in REPORT_LABEL_NAMES} for _ in range(n_reports)])
     labels["lvef"], labels["pacemaker"] = lvef, pacemaker
-    reports = LabelledVectors([f"t{i}" for i in range(n_reports)], embed(lvef, pacemaker).astype(np.float32), labels)
+    vectors = embed(lvef, pacemaker).astype(np.float32)
     clips = embed(cohort.labels["lvef"].to_numpy(float), cohort.labels["pacemaker"].to_numpy(bool))
-    return reports, clips.astype(np.float32)
+    ids = [f"t{i}" for i in range(n_reports)]
+    test_ids = [f"test-{i}" for i in range(len(clips))]
+    loaded = _report_index(directory, np.concatenate([clips, vectors]), test_ids + ids)
+    return TrainingReports(ids, labels, loaded), vectors, clips.astype(np.float32)
 
 
-def test_knn_and_probe_rows_beat_the_training_mean_where_the_embedding_carries_the_label():
+def test_knn_and_probe_rows_beat_the_training_mean_where_the_embedding_carries_the_label(tmp_path):
     cohort = make_cohort()
-    reports, clips = _report_space(cohort)
+    reports, vectors, clips = _report_space(cohort, tmp_path / "index")
     knn, neighbours = knn_predictions(clips, reports, PROMPTS, k=3)
     assert neighbours.index.shape == (len(clips), 3)
+    nearest_unrestricted = [hits[0][0] for hits in reports.index.search(clips, 1)]
+    assert any(i.startswith("test-") for i in nearest_unrestricted)  # the test reports are there, and near
     truth = cohort.labels["lvef"].to_numpy(float)
     assert np.mean(np.abs(knn["lvef"] - truth)) < 4.0  # the training mean (≈45) would be off by ~15
     result = method_rows(KNN, knn, cohort, PROMPTS, LINEAGE, BOOT, "3 nearest")
@@ -80,17 +167,17 @@ def test_knn_and_probe_rows_beat_the_training_mean_where_the_embedding_carries_t
     assert "tavr" not in {t for t, _ in auc.index}  # no training report states a TAVR: no kNN prediction, no row
     assert T.to_table("eval_regression", result.rows["eval_regression"]).schema == TABLES["eval_regression"]
 
-    probe = probe_predictions(LabelledVectors(reports.ids, reports.vectors, reports.labels), clips, PROMPTS)
+    probe = probe_predictions(LabelledVectors(reports.ids, vectors, reports.labels), clips, PROMPTS)
     assert set(probe) == {"lvef", "pacemaker"}  # the tasks the training rows state, with both classes
     rows = pd.DataFrame(method_rows(PROBE, probe, cohort, PROMPTS, LINEAGE, BOOT, "probe").rows["eval_classification"])
     assert rows[(rows["task"] == "pacemaker") & (rows["metric"] == "auc")]["value"].iloc[0] == 1.0
-    one_class = LabelledVectors(reports.ids, reports.vectors, reports.labels.assign(pacemaker=True))
+    one_class = LabelledVectors(reports.ids, vectors, reports.labels.assign(pacemaker=True))
     assert "pacemaker" not in probe_predictions(one_class, clips, PROMPTS)  # nothing to learn: no row
 
 
-def test_summary_keeps_methods_apart():
+def test_summary_keeps_methods_apart(tmp_path):
     cohort = make_cohort()
-    reports, clips = _report_space(cohort)
+    reports, _, clips = _report_space(cohort, tmp_path / "index")
     knn, _ = knn_predictions(clips, reports, PROMPTS, k=3)
     rows = method_rows(KNN, knn, cohort, PROMPTS, LINEAGE, BOOT, "3 nearest").rows
     frames = {name: pd.DataFrame(rows[name]) for name in ("eval_classification", "eval_regression")}

@@ -8,7 +8,8 @@ scores it with `echo_pipeline.metrics`, and returns every eval_* table and figur
 - `suite`: one model scored on one cohort, from arrays, into the eval_* rows.
 - `tables`: results as eval_* rows; `plots`: the figures as PNG bytes; `echonet`: external LVEF validation.
 - `knn_reports`, `linear_probe`, `knn_and_probe`: the methods beside zero-shot (`method = knn_reports`: labels
-  of the nearest training reports; `method = linear_probe`: the supervised reference on frozen embeddings).
+  of the nearest training reports, searched in the variant's `report_index`; `method = linear_probe`: the
+  supervised reference on frozen embeddings).
 
 The metrics themselves (ranks, AUC, the regression rule, bootstrap) live one floor down in
 `echo_pipeline.metrics`, shared with training's validation.

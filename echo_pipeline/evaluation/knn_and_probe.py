@@ -2,8 +2,9 @@
 
 Both give rows of `eval_classification` / `eval_regression` for the same test clips, with the same bootstrap
 (studies resampled, the same seed), told apart by ``method``: ``knn_reports`` (`knn_reports`: labels of the
-k nearest training reports, no training beyond CLIP's) and ``linear_probe`` (`linear_probe`: a linear model
-fitted on the training split's frozen clip embeddings, the supervised reference). Their ``model_kind`` is
+k nearest training reports in the variant's `report_index`, no training beyond CLIP's) and ``linear_probe``
+(`linear_probe`: a linear model fitted on the training split's frozen clip embeddings, the supervised
+reference). Their ``model_kind`` is
 ``trained``: they read the trained model's stored embeddings.
 """
 
@@ -18,11 +19,13 @@ from echo_pipeline import model_variants
 from echo_pipeline.errors import EvaluationError
 from echo_pipeline.evaluation import tables as T
 from echo_pipeline.evaluation.cohort import EvalCohort
-from echo_pipeline.evaluation.knn_reports import Neighbours, nearest_reports, weighted_label
+from echo_pipeline.evaluation.knn_reports import (Neighbours, describe, nearest_reports, open_report_index,
+                                                  weighted_label)
 from echo_pipeline.evaluation.linear_probe import probe_binary, probe_regression
-from echo_pipeline.evaluation.model_embeddings import stored_report_embeddings, stored_split_clips
+from echo_pipeline.evaluation.model_embeddings import stored_split_clips
 from echo_pipeline.evaluation.prompts import PromptsFile, binary_truths, regression_truths
 from echo_pipeline.evaluation.suite import ModelResult
+from echo_pipeline.search.index import LoadedIndex
 from echo_pipeline.storage import DataRoot
 
 KNN = "knn_reports"
@@ -38,14 +41,27 @@ class LabelledVectors:
     labels: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class TrainingReports:
+    """The training split's reports that the variant's report index holds: ``ids`` row-aligned with their
+    ``labels``, and the ``index`` the neighbours are searched in (restricted to ``ids``)."""
+
+    ids: list[str]
+    labels: pd.DataFrame
+    index: LoadedIndex
+
+    def nearest(self, clip_vectors: np.ndarray, k: int) -> Neighbours:
+        """Each clip's ``k`` nearest training reports (positions in ``ids``), best first."""
+        return nearest_reports(self.index, self.ids, clip_vectors, k)
+
+
 def training_reports(data_root: DataRoot, record: model_variants.ModelRecord, train_reports: pd.DataFrame
-                     ) -> LabelledVectors:
-    """The training split's reports that the trained model embedded, with their labels."""
-    parts = model_variants.variant_partitions(data_root, model_variants.REPORT_TABLE, record.variant) or None
-    ids = train_reports["report_id"].tolist()
-    found, vectors = stored_report_embeddings(data_root, record.model_id, parts, ids)
-    kept = train_reports[found].reset_index(drop=True)
-    return LabelledVectors(kept["report_id"].tolist(), vectors, kept.drop(columns=["report_id"]))
+                     ) -> TrainingReports:
+    """The training split's reports in ``record``'s `report_index`, with their labels (EvaluationError when the
+    index is missing or stale: it names the asset to materialise)."""
+    index = open_report_index(data_root, record)
+    kept = train_reports[train_reports["report_id"].isin(set(index.ids))].reset_index(drop=True)
+    return TrainingReports(kept["report_id"].tolist(), kept.drop(columns=["report_id"]), index)
 
 
 def split_clip_vectors(data_root: DataRoot, record: model_variants.ModelRecord, con, split: str) -> LabelledVectors:
@@ -65,10 +81,10 @@ def label_values(labels: pd.DataFrame, prompts: PromptsFile) -> dict[str, np.nda
     return out
 
 
-def knn_predictions(clip_vectors: np.ndarray, reports: LabelledVectors, prompts: PromptsFile, k: int
+def knn_predictions(clip_vectors: np.ndarray, reports: TrainingReports, prompts: PromptsFile, k: int
                     ) -> tuple[dict[str, np.ndarray], Neighbours]:
     """task → per-clip kNN prediction (NaN where no neighbour states the label), and the neighbours."""
-    neighbours = nearest_reports(clip_vectors, reports.vectors, k)
+    neighbours = reports.nearest(clip_vectors, k)
     return {task: weighted_label(neighbours, values)
             for task, values in label_values(reports.labels, prompts).items()}, neighbours
 
@@ -121,7 +137,7 @@ def knn_and_probe_results(data_root: DataRoot, record: model_variants.ModelRecor
     line in ``notes``."""
     reports = training_reports(data_root, record, cohort.train_reports)
     if not reports.ids:
-        notes.append("no training report has a stored embedding: no knn_reports rows")
+        notes.append(f"no training report is in report_index[{record.variant}]: no knn_reports rows")
         knn = {}
     else:
         knn, _ = knn_predictions(clip_vectors, reports, prompts, k)
@@ -131,7 +147,8 @@ def knn_and_probe_results(data_root: DataRoot, record: model_variants.ModelRecor
         notes.append(f"no linear_probe rows: {error}")
         probe = {}
     knn_text = (f"similarity-weighted mean (regression) or positive-vote share (binary) of the labels of the "
-                f"{min(k, len(reports.ids))} training reports nearest the clip embedding")
+                f"{min(k, len(reports.ids))} training reports nearest the clip embedding in the report index "
+                f"({describe(reports.index)})")
     probe_text = "linear model (logistic / ridge regression) fitted on the training split's clip embeddings"
     return {KNN: method_rows(KNN, knn, cohort, prompts, lineage, boot, knn_text),
             PROBE: method_rows(PROBE, probe, cohort, prompts, lineage, boot, probe_text)}

@@ -5,8 +5,8 @@ prompts file:
 
 - **zero-shot**: the evaluation's own scoring with the study vector as the one "frame" (`suite.score_binary`,
   `suite.predict_values`: mean cosine over the primary prompts; the top-20 % median rule over values);
-- **kNN reports**: the labels of the ``k`` nearest training reports (`knn_reports`), the study's own reports
-  left out (a training study would otherwise read its own report back);
+- **kNN reports**: the labels of the ``k`` nearest training reports in the variant's `report_index`
+  (`knn_reports`), the study's own reports left out (a training study would otherwise read its own report back);
 - **calibrated probabilities** for binary tasks: Platt scaling (a one-feature logistic regression of the
   truth on the score) fitted per task and method on the **validation** split's studies; null when the
   validation studies hold one class only;
@@ -29,7 +29,7 @@ from echo_pipeline.errors import EvaluationError, InputContractError
 from echo_pipeline.evaluation import suite
 from echo_pipeline.evaluation.cohort import NEEDED_VIEWS, read_cohort
 from echo_pipeline.evaluation.knn_and_probe import label_values, training_reports
-from echo_pipeline.evaluation.knn_reports import DEFAULT_K, Neighbours, nearest_reports, weighted_label
+from echo_pipeline.evaluation.knn_reports import DEFAULT_K, Neighbours, weighted_label
 from echo_pipeline.evaluation.model_embeddings import ModelEncoder
 from echo_pipeline.evaluation.prompt_sets import embed_prompt_sets, prompt_sets
 from echo_pipeline.evaluation.prompts import DEFAULT_PROMPTS_PATH, PromptsFile, load_prompts
@@ -99,7 +99,7 @@ def predict_studies(vectors: np.ndarray, encoder: ModelEncoder, prompts: Prompts
         score = suite.score_binary if e.prompts.kind == "binary" else suite.predict_values
         zero_shot[e.prompts.task] = score(frames, n_frames, e)
     extra = max((len(o) for o in own if o is not None), default=0)  # room to drop a study's own reports
-    wide = nearest_reports(vectors, reports.vectors, k + extra)
+    wide = reports.nearest(vectors, k + extra)
     neighbours = without_own_reports(wide, reports.ids, own, min(k, wide.index.shape[1] - extra))
     knn = {task: weighted_label(neighbours, values) for task, values in label_values(reports.labels, prompts).items()}
     evidence = Neighbours(neighbours.index[:, :N_EVIDENCE], neighbours.similarity[:, :N_EVIDENCE])
