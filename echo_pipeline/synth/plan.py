@@ -34,6 +34,11 @@ _ECG_BAND = 26  # rows kept below the fan for the ECG trace
 #: Shares of clips drawn with a virtual apex above the image (the image starts at a near arc), with a steered
 #: (asymmetric) sector, with a region box wider than the sector, and with the transducer origin in the tags.
 VIRTUAL_APEX_SHARE, STEERED_SHARE, BOX_MARGIN_SHARE, ORIGIN_TAG_SHARE = 0.5, 0.3, 0.5, 0.7
+#: How far above the image a virtual apex lies, as shares of the image height. A real phased array's apex lies
+#: only a few centimetres behind its face; 5-30 % (the first version) made the fan up to a third wider than the
+#: heart drawn in it, so the heart's size in the cropped frame varied at random with the geometry, and the demo's
+#: model stopped learning retrieval (docs/synthetic-cohort.md, "Geometry and learning").
+VIRTUAL_APEX_HEIGHT = (0.03, 0.10)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # not locale-bound
 
 
@@ -94,8 +99,8 @@ def _sector_geometry(vendor: Vendor, rng, geo) -> SectorGeometry:
     half = vendor.half_angle_deg + float(rng.uniform(-1.5, 1.5))
     tilt = float(geo.uniform(-8, 8)) if geo.random() < STEERED_SHARE else 0.0
     virtual = geo.random() < VIRTUAL_APEX_SHARE
-    if virtual:
-        apex_y = -float(geo.uniform(0.05, 0.3)) * vendor.rows
+    if virtual:  # a phased array's footprint, 1.5-2.5 cm wide at 15-18 cm depth, puts it 3-10 % of the height up
+        apex_y = -float(geo.uniform(*VIRTUAL_APEX_HEIGHT)) * vendor.rows
     radius = (bottom - apex_y) / math.cos(math.radians(tilt))
     left = max(tilt - half, -math.degrees(math.asin(min(1.0, (apex_x - 3) / radius))))
     right = min(tilt + half, math.degrees(math.asin(min(1.0, (vendor.cols - 4 - apex_x) / radius))))

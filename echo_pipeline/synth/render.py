@@ -114,11 +114,21 @@ def _face(g: SectorGeometry) -> tuple[float, float, float]:
     return g.apex_x + g.min_radius * math.sin(axis), g.apex_y + g.min_radius * math.cos(axis), g.radius - g.min_radius
 
 
-def _pixel_map(d: ClipDrawing) -> tuple[float, float, float, float, float, float]:
-    """The placement jitter and the sector-units-to-pixels map as one similarity transform, in cv2 shift units:
-    (cos*k, sin*k, x0, y0, k, rotate_deg) with pixel*16 = (x0, y0) + R(rotate) @ (u, v) * k."""
-    g = d.geometry
+def aimed_placement(d: ClipDrawing) -> tuple[float, float, float, float]:
+    """The clip's placement jitter with the heart turned onto the sector's axis: a sonographer steers the beam
+    at the heart, so a steered sector still has the heart down its middle (the heart turns about the near-arc
+    point, by the steering angle). (du, dv, rotate_deg, scale) about `_PIVOT`, as `anatomy.transform` takes them."""
     du, dv, rot, scale = d.placement
+    axis = math.radians(d.geometry.axis_deg)
+    # Turning about the face instead of the pivot (0, 0.5) moves the pivot to (0.5 sin, 0.5 cos).
+    return du + _PIVOT[1] * math.sin(axis), dv + _PIVOT[1] * (math.cos(axis) - 1), rot - d.geometry.axis_deg, scale
+
+
+def _pixel_map(d: ClipDrawing) -> tuple[float, float, float, float, float, float]:
+    """The placement (`aimed_placement`) and the sector-units-to-pixels map as one similarity transform, in cv2
+    shift units: (cos*k, sin*k, x0, y0, k, rotate_deg) with pixel*16 = (x0, y0) + R(rotate) @ (u, v) * k."""
+    g = d.geometry
+    du, dv, rot, scale = aimed_placement(d)
     face_x, face_y, depth = _face(g)
     k = float(1 << _SHIFT) * depth * scale
     c, s = math.cos(math.radians(rot)), math.sin(math.radians(rot))
@@ -208,7 +218,7 @@ def colour_box(d: ClipDrawing, r: np.ndarray | None = None, theta: np.ndarray | 
     """Boolean mask of the colour-Doppler region of interest: an annular sector piece over the mitral inflow."""
     if r is None or theta is None:
         r, theta = d.geometry.polar()
-    du, dv, rot, scale = d.placement
+    du, dv, rot, scale = aimed_placement(d)
     u, v = point_transform(COLOUR_TARGET[d.view], _PIVOT, rot, scale, (du, dv))
     g = d.geometry
     face_x, face_y, depth = _face(g)
