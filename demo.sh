@@ -20,5 +20,5 @@ if [ ! -f "$key_file" ] && [ -z "${ECHO_PIPELINE_PSEUDONYM_KEY:-}" ]; then
 fi
 split=0.6,0.1,0.3
 scripts/write_dotenv.sh "$cohort" "$data_root" "$split"  # `dagster dev` then opens on this cohort and data root
-exec echo-pipeline run --dicom-root "$cohort/dicom" --reports "$cohort/reports.csv" \
+exec echo-pipeline run --dicom-root "$cohort/dicom" --reports "$cohort/reports.csv" --events "$cohort/events.csv" \
   --view-labels "$cohort/view_labels.csv" --data-root "$data_root" --split-fractions "$split"

@@ -41,6 +41,12 @@ DIGIT_RUN = r"(?:^|[_^/\\])\d{6,}(?:[_^/\\.]|$)"
 #: Two capitalised words joined by _ or ^ in a path-like column (a file or folder named after a person, as
 #: archives write names: ABBOTT_JOHN, Doe_Jane); the pipeline's own folder names are lower case (sector_masks).
 NAME_PAIR = r"(?:^|[/\\])[A-Z][A-Za-z'-]+[_^][A-Z][A-Za-z'-]+(?:[_^/\\.]|$)"
+#: The ids the pipeline mints itself: a prefix and a hex digest, the whole value (`studies.events.event_id`:
+#: evt_…, the reports reader's ids for rows without one: rpt_…). A digest can read as WORD_WORD<digits>
+#: (evt_fedcba123456…) or be all digits, which the two rules below would take for a name or an MRN; these
+#: prefixes are not identifier markers, so the exemption cannot hide one (an "mrn_123…" is still caught).
+PIPELINE_HASH_ID = r"^(?:evt|rpt)_[0-9a-f]{16,64}$"
+_HASH_EXEMPT_RULES = frozenset({"name_with_number", "digit_run"})
 
 #: Rule → what it forbids (the checks' metadata and docs/checks.md use these words).
 RULES: dict[str, str] = {
@@ -106,9 +112,12 @@ def identifier_findings(table: pa.Table, name: str) -> list[IdentifierFinding]:
         values = table.column(column)
         if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
             continue
+        hash_id = pc.fill_null(pc.match_substring_regex(values, PIPELINE_HASH_ID), False)
         for rule, pattern, match_is_bad in _rules_for(column):
             matched = pc.fill_null(pc.match_substring_regex(values, pattern), not match_is_bad)  # null is fine
             bad = matched if match_is_bad else pc.invert(matched)
+            if rule in _HASH_EXEMPT_RULES:
+                bad = pc.and_(bad, pc.invert(hash_id))
             rows = pc.sum(bad).as_py() or 0
             if rows:
                 first = pc.index(bad, True).as_py()

@@ -16,6 +16,7 @@ $marker
 DAGSTER_HOME=$PWD/.dagster_home
 ECHO_PIPELINE_DICOM_ROOT=$(absolute "$cohort")/dicom
 ECHO_PIPELINE_REPORTS=$(absolute "$cohort")/reports.csv
+ECHO_PIPELINE_EVENTS=$(absolute "$cohort")/events.csv
 ECHO_PIPELINE_VIEW_LABELS=$(absolute "$cohort")/view_labels.csv
 ECHO_PIPELINE_DATA_ROOT=$(absolute "$data_root")
 ECHO_PIPELINE_SPLIT_FRACTIONS=$split

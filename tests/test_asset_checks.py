@@ -27,6 +27,7 @@ from echo_pipeline.privacy import KEY_ENV_VAR
 from echo_pipeline.settings import PipelineSettings
 from echo_pipeline.sharding import configured_shard_count, shard_of
 from echo_pipeline.storage import DataRoot
+from echo_pipeline.studies.events import event_id
 from echo_pipeline.synth.cohort import generate_cohort
 from truth_helpers import a4c_clips_from_truth
 
@@ -248,6 +249,18 @@ def test_identifier_rules_on_raw_input_values(built):
                          "message": ["expected a file of at most 2147483648 bytes; found 3000000"],
                          "sop_instance_uid": ["1.2.826.0.1.3680043.8.498.123456789012345678"], "patient_key": [None]})
     assert check_rules.identifier_findings(redacted, "clean") == []
+
+
+def test_the_pipelines_own_hash_ids_are_not_names_with_numbers():
+    """A hex digest can read as WORD_WORD<digits> (evt_fedcba123456…): the demo's procedure_events was refused for
+    one such event id. Every event id of 20,000 events passes; a name or an MRN in the same shape does not."""
+    ids = [event_id(f"pat_{i:020x}", "cardiac_surgery", "2020-01-01") for i in range(20_000)]
+    assert check_rules.identifier_findings(pa.table({"event_id": ids}), "events") == []
+    crafted = pa.table({"event_id": ["evt_fedcba1234567890abcd", "evt_21630573481942455119"]})  # as refused ids
+    assert check_rules.identifier_findings(crafted, "events") == []
+    leaked = pa.table({"event_id": ["mrn_12345678901234567890", "ABBOTT_JOHN_12345678", "doe_jane_12345678"]})
+    found = {(f.rule, f.rows) for f in check_rules.identifier_findings(leaked, "events")}
+    assert ("digit_run", 3) in found and ("name_with_number", 2) in found
 
 
 def test_identifier_rules_catch_names_and_mrns_without_markers():

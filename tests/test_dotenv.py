@@ -25,6 +25,7 @@ def test_dagster_loads_the_demo_settings_from_the_written_env(tmp_path, monkeypa
     settings = PipelineSettings.from_env()
     assert settings.dicom_root == tmp_path / "data" / "cohort" / "dicom"
     assert settings.reports_path == tmp_path / "data" / "cohort" / "reports.csv"
+    assert settings.events_path == tmp_path / "data" / "cohort" / "events.csv"
     assert settings.view_labels_path == tmp_path / "data" / "cohort" / "view_labels.csv"
     assert settings.data_root == tmp_path / "data" / "out"
     assert settings.split_fractions == (0.6, 0.1, 0.3)
