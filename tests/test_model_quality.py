@@ -1,15 +1,17 @@
 """Model quality: the trained models must beat the untrained ones, through the real assets end to end.
 
-One small synthetic cohort runs through `echo-pipeline run --select eval_summary` (ingestion, the view
+The demo's synthetic cohort runs through `echo-pipeline run --select eval_summary` (ingestion, the view
 classifier, masking, reports, splits, both tokenizers, training of both variants, embeddings, indexes and the
 evaluation), and the test reads `eval_summary` from the DuckDB catalog. A change that breaks learning
 anywhere along that chain (labels, links, masking, tokens, loss, checkpoint selection, embedding) leaves the
 trained model at chance and fails here, where the fast tests (a step or two of training) cannot see it.
 
 Size, measured on 2 shared cores (the smallest that learns is the demo's cohort, so the test runs exactly it):
-- 80 patients (seed 0, 20 epochs, this split and key): training does not learn. `bpe` train loss 3.47 -> 3.26
+- 80 patients (seed 0, 20 epochs, this split and key): retrieval does not learn. `bpe` train loss 3.47 -> 3.26
   (ln 32 = 3.47), validation MCMRR stays at chance, test MCMRR 17.9 [14.6, 21.6] vs untrained 19.9
-  [17.2, 22.7] (n = 38 studies, chance 19.5): overlapping CIs, so a smaller cohort would fail spuriously.
+  [17.2, 22.7] (n = 38 studies, chance 19.5); `template` 18.6 [15.9, 21.6] vs 18.9 [16.4, 21.6]: overlapping
+  CIs, so a smaller cohort would fail spuriously. Its template LVEF MAE did beat untrained there (8.67 vs
+  12.23), but retrieval, the headline, needs more distinct clips (docs/training.md).
   (14 patients, the fault tests' cohort, gives one optimisation step per epoch and n = 2 test studies.)
 - 160 patients, seed 0, 20 epochs (the demo; docs/training.md): `bpe` 28.8 [24.9, 32.8] vs untrained 45.2
   [41.7, 48.6]; `template` 30.0 [25.1, 35.6] vs untrained 47.0 [42.9, 50.9] (n = 90, chance 45). Template
