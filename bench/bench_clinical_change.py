@@ -6,7 +6,7 @@ better than the untrained one (non-overlapping 95 % CIs), and finds none where t
 every CI). This trains two models (about 30 minutes on 2 cores), so it is a measurement here, not a CI test;
 the clinical-change rows, their lineage and the empty table without events are tested in tests/test_studies.py.
 
-    python bench/bench_clinical_change.py [--patients 80] [--seed 0]
+    python bench/bench_clinical_change.py [--patients 80] [--seed 0] [--epochs 12]
 
 Prints `name: value` lines like the other benchmarks (docs/evaluation.md, "Clinical change", has the figures).
 """
@@ -81,6 +81,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=PATIENTS)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="CLIP training epochs (the demo's: 20)")
     args = parser.parse_args()
     measured = {}
     with tempfile.TemporaryDirectory(prefix="bench-clinical-change-") as tmp:
@@ -88,7 +89,7 @@ def main() -> int:
             root = Path(tmp) / kind
             generate_cohort(root / "cohort", args.patients, args.seed, workers=2, progress=False,
                             events_change_anatomy=change)
-            run_to_clinical_change(root / "cohort", root / "out",
+            run_to_clinical_change(root / "cohort", root / "out", epochs=args.epochs,
                                    op_config={"view_classifier": {"epochs": VIEW_EPOCHS}})
             measured[kind] = auc_rows(root / "out")
             for (model_kind, level), (value, low, high, n) in sorted(measured[kind].items()):

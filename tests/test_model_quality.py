@@ -6,18 +6,16 @@ evaluation), and the test reads `eval_summary` from the DuckDB catalog. A change
 anywhere along that chain (labels, links, masking, tokens, loss, checkpoint selection, embedding) leaves the
 trained model at chance and fails here, where the fast tests (a step or two of training) cannot see it.
 
-Size, measured on 2 shared cores (the smallest that learns is the demo's cohort, so the test runs exactly it):
-- 80 patients (seed 0, 20 epochs, this split and key): retrieval does not learn. `bpe` train loss 3.47 -> 3.26
-  (ln 32 = 3.47), validation MCMRR stays at chance, test MCMRR 17.9 [14.6, 21.6] vs untrained 19.9
-  [17.2, 22.7] (n = 38 studies, chance 19.5); `template` 18.6 [15.9, 21.6] vs 18.9 [16.4, 21.6]: overlapping
-  CIs, so a smaller cohort would fail spuriously. Its template LVEF MAE did beat untrained there (8.67 vs
-  12.23), but retrieval, the headline, needs more distinct clips (docs/training.md).
-  (14 patients, the fault tests' cohort, gives one optimisation step per epoch and n = 2 test studies.)
-- 160 patients, seed 0, 20 epochs (the demo; docs/training.md): `bpe` 28.8 [24.9, 32.8] vs untrained 45.2
-  [41.7, 48.6]; `template` 30.0 [25.1, 35.6] vs untrained 47.0 [42.9, 50.9] (n = 90, chance 45). Template
-  LVEF MAE 8.70 vs untrained 11.18 (training mean 10.36); retraining with seeds 1 and 2 gave 9.01 and 9.52.
-  `bpe` LVEF MAE (17.6 vs untrained 17.8) is no better than untrained, so only `template`'s is asserted.
-The whole run takes about 8 minutes on 2 idle cores.
+What it caught: this round's synthetic geometry (a virtual apex up to 30 % of the height above the image, the
+heart left vertical under a steered fan) made the demo's models stop learning retrieval (bpe best validation
+MCMRR 39.4 over 20 epochs, chance 44.5; docs/synthetic-cohort.md, "Geometry and learning").
+
+Figures of the demo run (160 patients, seed 0, 20 epochs, this split and key; n = 103 test studies, chance 52):
+`template` 35.3 [30.7, 40.3] vs untrained 52.7 [48.9, 56.2], LVEF MAE 9.73 vs untrained 13.24; `bpe` 41.2
+[35.7, 46.1] vs untrained 51.8 [47.5, 56.1]. The bars: `template`'s CI wholly below the untrained one (a margin
+of 8.6); `bpe`'s point estimate below the untrained CI (a margin of 6; its CIs clear each other by only 1.4,
+too close for a test that must not fail on another machine's rounding). At chance, as when the geometry broke
+learning, both fail. The whole run takes about 9 minutes on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -58,6 +56,7 @@ def summary(tmp_path_factory) -> dict[tuple[str, str], dict]:
         patch.setenv(KEY_ENV_VAR, KEY)
         assert echo_pipeline_cli.main([
             "run", "--dicom-root", str(cohort / "dicom"), "--reports", str(cohort / "reports.csv"),
+            "--events", str(cohort / "events.csv"),
             "--view-labels", str(cohort / "view_labels.csv"), "--data-root", str(data_root),
             "--split-fractions", SPLIT, "--epochs", str(EPOCHS), "--select", "eval_summary",
         ]) == 0
@@ -66,24 +65,32 @@ def summary(tmp_path_factory) -> dict[tuple[str, str], dict]:
 
 def internal_summary(data_root: Path) -> dict[tuple[str, str], dict]:
     with catalog.open_reader(DataRoot(data_root)) as con:
-        frame = con.execute("SELECT * FROM eval_summary WHERE dataset = 'internal'").df()
+        frame = con.execute("SELECT * FROM eval_summary WHERE dataset = 'internal' AND method = 'zero_shot'").df()
     return {(row["variant"], row["model_kind"]): row for row in frame.to_dict("records")}
+
+
+def describe(row: dict) -> str:
+    return f"{row['mcmrr']:.1f} [{row['mcmrr_ci_low']:.1f}, {row['mcmrr_ci_high']:.1f}]"
+
+
+#: What of the trained model's MCMRR must lie below the untrained model's CI: template its whole CI, bpe its
+#: point estimate (see the module docstring for the margins).
+RETRIEVAL_BAR = {"template": "mcmrr_ci_high", "bpe": "mcmrr"}
 
 
 @pytest.mark.parametrize("variant", MODEL_VARIANTS)
 def test_trained_retrieval_beats_untrained(summary, variant):
-    """The trained model's MCMRR 95 % CI lies wholly below the untrained model's (same test studies)."""
+    """The trained model's MCMRR (template: its whole 95 % CI) lies below its untrained twin's CI."""
     trained, untrained = summary[(variant, "trained")], summary[(variant, "untrained")]
     assert trained["n"] == untrained["n"] > 0
-    assert trained["mcmrr_ci_high"] < untrained["mcmrr_ci_low"], (
-        f"{variant}: trained MCMRR {trained['mcmrr']:.1f} [{trained['mcmrr_ci_low']:.1f}, "
-        f"{trained['mcmrr_ci_high']:.1f}] does not lie below untrained {untrained['mcmrr']:.1f} "
-        f"[{untrained['mcmrr_ci_low']:.1f}, {untrained['mcmrr_ci_high']:.1f}] (n = {trained['n']} studies)")
+    assert trained[RETRIEVAL_BAR[variant]] < untrained["mcmrr_ci_low"], (
+        f"{variant}: trained MCMRR {describe(trained)} ({RETRIEVAL_BAR[variant]}) does not lie below untrained "
+        f"{describe(untrained)} (n = {trained['n']} studies)")
 
 
-def test_template_lvef_beats_untrained(summary):
-    """The template variant (EchoCLIP-R) predicts LVEF zero-shot better than its untrained twin. Not asserted
-    for `bpe`: at this size a BPE model has not learned what its number tokens mean (docs/training.md)."""
-    trained, untrained = summary[("template", "trained")], summary[("template", "untrained")]
+@pytest.mark.parametrize("variant", MODEL_VARIANTS)
+def test_trained_lvef_beats_untrained(summary, variant):
+    """Zero-shot LVEF MAE of the trained model is below its untrained twin's."""
+    trained, untrained = summary[(variant, "trained")], summary[(variant, "untrained")]
     assert trained["lvef_mae"] < untrained["lvef_mae"], (
-        f"template: trained LVEF MAE {trained['lvef_mae']:.2f} is not below untrained {untrained['lvef_mae']:.2f}")
+        f"{variant}: trained LVEF MAE {trained['lvef_mae']:.2f} is not below untrained {untrained['lvef_mae']:.2f}")
