@@ -65,7 +65,10 @@ class DagsterDev:
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(self.port), "-w", str(REPO_ROOT / "workspace.yaml")],
-            cwd=REPO_ROOT, env={**clean_environ(), **env, "DAGSTER_HOME": str(dagster_home)},
+            # Not the repository root: `dagster dev` loads the .env of its working directory *over* the
+            # environment, so the demo's .env (./demo.sh writes one) would send this test's runs to the demo's
+            # cohort and data root. The workspace file's own folder is still the code location's.
+            cwd=log_path.parent, env={**clean_environ(), **env, "DAGSTER_HOME": str(dagster_home)},
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_reset_interrupt_signals,
         )
 
