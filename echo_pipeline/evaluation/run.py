@@ -183,7 +183,7 @@ def evaluate_variant(data_root: DataRoot, record: model_variants.ModelRecord, *,
     outputs.skipped_tasks = [f"{task}: {reason}" for task, reason in prompts.skipped]
     notes += [f"prompt task {line} (skipped)" for line in outputs.skipped_tasks]
     progress("scoring the subgroups (age band, sex, manufacturer, image quality)")
-    groups = subgroups.subgroup_of(cohort.clips, subgroups.read_attributes(catalog.open_reader(data_root)))
+    groups = subgroups.subgroup_of(cohort.clips, subgroups.read_attributes(con))
     outputs.tables[subgroups.TABLE] = subgroups.subgroup_table(subgroups.subgroup_rows(
         cohort, groups, model_embeddings, lineages, prompts, boot, primary_strategy(record.tokenizer),
         sample_seed=settings.seed))
